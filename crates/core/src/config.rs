@@ -1,0 +1,435 @@
+//! Configuration: one table of variables ([`VARS`]) drives parsing, `.env.example`, the README table and
+//! `mentorfy config`. Parsed and validated once at start-up from defaults, an optional `mentorfy.toml`,
+//! then the environment (highest). It must not read the environment anywhere else, and never print a secret.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::secret::Secret;
+
+/// One configuration variable.
+#[derive(Debug)]
+pub struct VarSpec {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub secret: bool,
+    pub help: &'static str,
+}
+
+const fn var(name: &'static str, default: &'static str, help: &'static str) -> VarSpec {
+    VarSpec { name, default, secret: false, help }
+}
+
+const fn secret(name: &'static str, help: &'static str) -> VarSpec {
+    VarSpec { name, default: "", secret: true, help }
+}
+
+/// Every variable Mentorfy reads. An empty default means "unset".
+pub const VARS: &[VarSpec] = &[
+    var("MENTORFY_ADDR", "127.0.0.1:8080", "Address `serve` listens on (`--addr` overrides)."),
+    var("DATABASE_URL", "sqlite://data/mentorfy.db", "`sqlite://PATH` (created on first run) or `postgres://…` (Supabase works). A password in it is redacted in output."),
+    var("MENTORFY_DB_MAX_CONNECTIONS", "16", "Connection pool size."),
+    var("MENTORFY_LOG", "info", "Log filter (tracing `EnvFilter` syntax, e.g. `info,mentorfy_web=debug`)."),
+    var("MENTORFY_LOG_FORMAT", "text", "`text` for people, `json` for log shippers."),
+    var("MENTORFY_CORS_ORIGINS", "http://localhost:3000", "Comma-separated origins allowed to call the API from a browser; `*` allows any."),
+    var("MENTORFY_ABANDON_AFTER", "7d", "A session idle longer than this is marked `abandoned` by the sweep (`30s`, `15m`, `12h`, `7d`)."),
+    var("MENTORFY_SWEEP_INTERVAL", "10m", "How often the abandoned-session sweep runs."),
+    var("MENTORFY_REQUEST_TIMEOUT", "30s", "Longest time a request may take before it is answered 503."),
+    var("MENTORFY_SHUTDOWN_TIMEOUT", "30s", "On SIGTERM/SIGINT, how long in-flight requests get to finish."),
+    var("MENTORFY_ORGS_DIR", "", "Folder of extra organisation files (`<org>.toml`); `rafael-tatts` is built in."),
+    var("MENTORFY_DEFAULT_COUNTRY_CODE", "1", "Country calling code assumed for 10-digit phone numbers without `+`; empty to require `+`."),
+    var("CLERK_JWT_KEY", "", "Clerk's PEM public key: verifies session tokens with no network (preferred)."),
+    var("CLERK_JWKS_URL", "", "Clerk Frontend API JWKS URL, used when `CLERK_JWT_KEY` is unset (cached)."),
+    var("CLERK_ISSUER", "", "Expected `iss` of Clerk tokens (derived from `CLERK_JWKS_URL` when unset)."),
+    var("CLERK_AUTHORIZED_PARTIES", "", "Comma-separated origins allowed as the token's `azp`; when set, a token without `azp` is refused."),
+    secret("CLERK_SECRET_KEY", "Clerk backend secret key (not needed for token verification)."),
+    var("SUPABASE_URL", "", "Supabase project URL (admin sign-in via Supabase JWTs)."),
+    secret("SUPABASE_ANON_KEY", "Supabase anon key."),
+    secret("SUPABASE_SERVICE_ROLE_KEY", "Supabase service-role key."),
+    secret("SUPABASE_JWT_SECRET", "Supabase legacy HS256 JWT secret."),
+    secret("ANTHROPIC_API_KEY", "Anthropic API key: enables Claude agents."),
+    secret("SUPERMEMORY_API_KEY", "Supermemory API key: uses Supermemory instead of the embedded memory."),
+    var("LANGFUSE_PUBLIC_KEY", "", "Langfuse public key: with the secret key and host, LLM traces go to Langfuse."),
+    secret("LANGFUSE_SECRET_KEY", "Langfuse secret key."),
+    var("LANGFUSE_HOST", "", "Langfuse base URL, e.g. `https://cloud.langfuse.com`."),
+    secret("POSTHOG_API_KEY", "PostHog project key: product analytics events."),
+    var("POSTHOG_HOST", "", "PostHog host, e.g. `https://us.i.posthog.com`."),
+    var("REDIS_URL", "", "Redis for shared rate limits across several servers; a password in it is redacted in output."),
+];
+
+/// A configuration problem, always naming the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    pub var: String,
+    pub message: String,
+}
+
+fn err(var: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError { var: var.to_owned(), message: message.into() }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+pub struct ClerkConfig {
+    pub jwt_key_pem: Option<String>,
+    pub jwks_url: Option<String>,
+    pub issuer: Option<String>,
+    pub authorized_parties: Vec<String>,
+    pub secret_key: Option<Secret>,
+}
+
+impl ClerkConfig {
+    pub fn is_configured(&self) -> bool {
+        self.jwt_key_pem.is_some() || self.jwks_url.is_some()
+    }
+}
+
+/// The effective configuration. Built only by [`Config::load`] (or [`Config::from_sources`] in tests).
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub database_url: Secret,
+    pub database_kind: DatabaseKind,
+    pub db_max_connections: u32,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    /// Empty means no browser origin is allowed; `["*"]` allows any.
+    pub cors_origins: Vec<String>,
+    pub abandon_after: Duration,
+    pub sweep_interval: Duration,
+    pub request_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub orgs_dir: Option<PathBuf>,
+    pub default_country_code: Option<String>,
+    pub clerk: ClerkConfig,
+    /// Where each variable's value came from, for `mentorfy config`.
+    pub origins: BTreeMap<&'static str, ValueOrigin>,
+    /// The raw values of optional services (`ANTHROPIC_API_KEY`, …) keyed by variable name.
+    raw: BTreeMap<&'static str, String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueOrigin {
+    Default,
+    File,
+    Env,
+}
+
+impl fmt::Display for ValueOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Default => "default",
+            Self::File => "file",
+            Self::Env => "env",
+        })
+    }
+}
+
+impl Config {
+    /// Reads `mentorfy.toml` (or the file named by `MENTORFY_CONFIG`) if present, then the process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let explicit = std::env::var("MENTORFY_CONFIG").ok().filter(|v| !v.is_empty());
+        let path = PathBuf::from(explicit.clone().unwrap_or_else(|| "mentorfy.toml".into()));
+        let file = match std::fs::read_to_string(&path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => None,
+            Err(e) => return Err(err("MENTORFY_CONFIG", format!("cannot read {}: {e}", path.display()))),
+        };
+        Self::from_sources(file.as_deref(), |name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from an optional TOML text and an environment lookup.
+    /// TOML keys are the variable names in lower case without the `MENTORFY_` prefix (`addr`, `database_url`).
+    pub fn from_sources(
+        file: Option<&str>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let file_values = match file {
+            Some(text) => parse_file(text)?,
+            None => BTreeMap::new(),
+        };
+        let mut raw = BTreeMap::new();
+        let mut origins = BTreeMap::new();
+        for spec in VARS {
+            let (value, origin) = match env(spec.name).filter(|v| !v.trim().is_empty()) {
+                Some(v) => (v, ValueOrigin::Env),
+                None => match file_values.get(spec.name) {
+                    Some(v) => (v.clone(), ValueOrigin::File),
+                    None => (spec.default.to_owned(), ValueOrigin::Default),
+                },
+            };
+            raw.insert(spec.name, value.trim().to_owned());
+            origins.insert(spec.name, origin);
+        }
+        let get = |name: &str| raw.get(name).cloned().unwrap_or_default();
+        let opt = |name: &str| Some(get(name)).filter(|v| !v.is_empty());
+
+        let addr = get("MENTORFY_ADDR")
+            .parse()
+            .map_err(|_| err("MENTORFY_ADDR", format!("'{}' is not a socket address such as 127.0.0.1:8080", get("MENTORFY_ADDR"))))?;
+        let database_url = get("DATABASE_URL");
+        let database_kind = database_kind(&database_url)?;
+        let db_max_connections = parse_u32("MENTORFY_DB_MAX_CONNECTIONS", &get("MENTORFY_DB_MAX_CONNECTIONS"), 1, 1000)?;
+        let log_format = match get("MENTORFY_LOG_FORMAT").as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(err("MENTORFY_LOG_FORMAT", format!("'{other}' is not one of text, json"))),
+        };
+        let cors_origins = split_list(&get("MENTORFY_CORS_ORIGINS"));
+        for origin in &cors_origins {
+            if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(err("MENTORFY_CORS_ORIGINS", format!("'{origin}' is not an origin such as https://app.example.com")));
+            }
+        }
+        let abandon_after = parse_duration("MENTORFY_ABANDON_AFTER", &get("MENTORFY_ABANDON_AFTER"))?;
+        let sweep_interval = parse_duration("MENTORFY_SWEEP_INTERVAL", &get("MENTORFY_SWEEP_INTERVAL"))?;
+        let request_timeout = parse_duration("MENTORFY_REQUEST_TIMEOUT", &get("MENTORFY_REQUEST_TIMEOUT"))?;
+        let shutdown_timeout = parse_duration("MENTORFY_SHUTDOWN_TIMEOUT", &get("MENTORFY_SHUTDOWN_TIMEOUT"))?;
+        let default_country_code = opt("MENTORFY_DEFAULT_COUNTRY_CODE");
+        if let Some(cc) = &default_country_code {
+            if cc.is_empty() || cc.len() > 3 || !cc.bytes().all(|b| b.is_ascii_digit()) || cc.starts_with('0') {
+                return Err(err("MENTORFY_DEFAULT_COUNTRY_CODE", format!("'{cc}' is not a country calling code such as 1 or 44")));
+            }
+        }
+        let jwks_url = opt("CLERK_JWKS_URL");
+        if let Some(url) = &jwks_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(err("CLERK_JWKS_URL", format!("'{url}' is not an http(s) URL")));
+            }
+        }
+        let jwt_key_pem = opt("CLERK_JWT_KEY").map(|pem| pem.replace("\\n", "\n"));
+        if let Some(pem) = &jwt_key_pem {
+            if !pem.contains("-----BEGIN PUBLIC KEY-----") {
+                return Err(err("CLERK_JWT_KEY", "expected a PEM public key (-----BEGIN PUBLIC KEY-----…)"));
+            }
+        }
+        let clerk = ClerkConfig {
+            jwt_key_pem,
+            jwks_url,
+            issuer: opt("CLERK_ISSUER"),
+            authorized_parties: split_list(&get("CLERK_AUTHORIZED_PARTIES")),
+            secret_key: opt("CLERK_SECRET_KEY").map(Secret::new),
+        };
+        Ok(Self {
+            addr,
+            database_url: Secret::new(database_url),
+            database_kind,
+            db_max_connections,
+            log_filter: get("MENTORFY_LOG"),
+            log_format,
+            cors_origins,
+            abandon_after,
+            sweep_interval,
+            request_timeout,
+            shutdown_timeout,
+            orgs_dir: opt("MENTORFY_ORGS_DIR").map(PathBuf::from),
+            default_country_code,
+            clerk,
+            origins,
+            raw,
+        })
+    }
+
+    /// The value of any variable in [`VARS`], `None` when unset.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.raw.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// Every variable with its effective value as it may be shown to an operator: secrets as `[redacted]`,
+    /// passwords inside URLs replaced.
+    pub fn redacted(&self) -> Vec<(&'static str, String, ValueOrigin)> {
+        VARS.iter()
+            .map(|spec| {
+                let value = self.value(spec.name).unwrap_or("");
+                let shown = if value.is_empty() {
+                    "(unset)".to_owned()
+                } else if spec.secret {
+                    "[redacted]".to_owned()
+                } else if spec.name == "CLERK_JWT_KEY" {
+                    "(PEM public key set)".to_owned()
+                } else {
+                    redact_url_password(value)
+                };
+                let origin = self.origins.get(spec.name).copied().unwrap_or(ValueOrigin::Default);
+                (spec.name, shown, origin)
+            })
+            .collect()
+    }
+
+    /// Optional services and whether each is enabled, with the variables that enable it.
+    pub fn features(&self) -> Vec<(&'static str, bool, &'static str)> {
+        let set = |n: &str| self.value(n).is_some();
+        vec![
+            ("clerk sign-in linking", self.clerk.is_configured(), "CLERK_JWT_KEY or CLERK_JWKS_URL"),
+            ("supabase admin sign-in", set("SUPABASE_URL") || set("SUPABASE_JWT_SECRET"), "SUPABASE_URL or SUPABASE_JWT_SECRET"),
+            ("anthropic provider", set("ANTHROPIC_API_KEY"), "ANTHROPIC_API_KEY"),
+            ("supermemory", set("SUPERMEMORY_API_KEY"), "SUPERMEMORY_API_KEY"),
+            ("langfuse traces", set("LANGFUSE_PUBLIC_KEY") && set("LANGFUSE_SECRET_KEY") && set("LANGFUSE_HOST"), "LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, LANGFUSE_HOST"),
+            ("posthog analytics", set("POSTHOG_API_KEY"), "POSTHOG_API_KEY"),
+            ("redis shared rate limits", set("REDIS_URL"), "REDIS_URL"),
+        ]
+    }
+}
+
+fn parse_file(text: &str) -> Result<BTreeMap<&'static str, String>, ConfigError> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| err("MENTORFY_CONFIG", format!("mentorfy.toml: {e}")))?;
+    let mut out = BTreeMap::new();
+    for (key, value) in table {
+        let spec = VARS
+            .iter()
+            .find(|s| s.name.trim_start_matches("MENTORFY_").eq_ignore_ascii_case(&key))
+            .ok_or_else(|| err("MENTORFY_CONFIG", format!("mentorfy.toml: unknown key '{key}'")))?;
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+                .collect::<Vec<_>>()
+                .join(","),
+            other => return Err(err(spec.name, format!("mentorfy.toml: '{key}' cannot be {}", other.type_str()))),
+        };
+        out.insert(spec.name, text);
+    }
+    Ok(out)
+}
+
+fn database_kind(url: &str) -> Result<DatabaseKind, ConfigError> {
+    if url.starts_with("sqlite:") {
+        Ok(DatabaseKind::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(DatabaseKind::Postgres)
+    } else {
+        let scheme = url.split(':').next().unwrap_or_default();
+        Err(err("DATABASE_URL", format!("unsupported scheme '{scheme}': use sqlite://PATH or postgres://…")))
+    }
+}
+
+fn parse_u32(var: &str, raw: &str, min: u32, max: u32) -> Result<u32, ConfigError> {
+    match raw.parse::<u32>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(err(var, format!("'{raw}' is not a whole number from {min} to {max}"))),
+    }
+}
+
+/// `250ms`, `30s`, `15m`, `12h`, `7d`; a bare number is seconds.
+pub fn parse_duration(var: &str, raw: &str) -> Result<Duration, ConfigError> {
+    let bad = || err(var, format!("'{raw}' is not a duration such as 30s, 15m, 12h or 7d"));
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (num, unit) = raw.split_at(split);
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let secs = |mult: u64| n.checked_mul(mult).map(Duration::from_secs).ok_or_else(bad);
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => secs(1),
+        "m" => secs(60),
+        "h" => secs(3600),
+        "d" => secs(86_400),
+        _ => Err(bad()),
+    }
+}
+
+fn split_list(raw: &str) -> Vec<String> {
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+/// `postgres://user:pw@host/db` → `postgres://user:[redacted]@host/db`.
+pub fn redact_url_password(value: &str) -> String {
+    let Some(scheme_end) = value.find("://") else { return value.to_owned() };
+    let rest = &value[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:[redacted]{}",
+            &value[..scheme_end + 3],
+            &authority[..colon],
+            &rest[at..]
+        ),
+        _ => value.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+    }
+
+    #[test]
+    fn defaults_need_no_environment() {
+        let c = Config::from_sources(None, env(&[])).expect("defaults are valid");
+        assert_eq!(c.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_kind, DatabaseKind::Sqlite);
+        assert_eq!(c.abandon_after, Duration::from_secs(7 * 86_400));
+        assert!(!c.clerk.is_configured());
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        for (var, value) in [
+            ("MENTORFY_ADDR", "not-an-addr"),
+            ("DATABASE_URL", "mysql://x"),
+            ("MENTORFY_ABANDON_AFTER", "7 weeks"),
+            ("MENTORFY_LOG_FORMAT", "xml"),
+            ("MENTORFY_DB_MAX_CONNECTIONS", "0"),
+            ("CLERK_JWKS_URL", "ftp://x"),
+            ("MENTORFY_CORS_ORIGINS", "localhost:3000"),
+        ] {
+            let e = Config::from_sources(None, env(&[(var, value)])).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.starts_with(&format!("{var}: ")), "{var}={value} gave {e:?}");
+        }
+    }
+
+    #[test]
+    fn environment_beats_file_beats_default() {
+        let file = "addr = \"127.0.0.1:9000\"\ndatabase_url = \"sqlite://f.db\"\ncors_origins = [\"https://a.example\", \"https://b.example\"]\n";
+        let c = Config::from_sources(Some(file), env(&[("MENTORFY_ADDR", "127.0.0.1:9001")])).ok();
+        let c = c.map(|c| (c.addr.to_string(), c.origins["MENTORFY_ADDR"], c.value("DATABASE_URL").map(str::to_owned), c.cors_origins.len()));
+        assert_eq!(c, Some(("127.0.0.1:9001".into(), ValueOrigin::Env, Some("sqlite://f.db".into()), 2)));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        let e = Config::from_sources(Some("adress = \"x\"\n"), env(&[])).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("unknown key 'adress'"), "{e}");
+    }
+
+    #[test]
+    fn redacted_output_hides_secrets_and_url_passwords() {
+        let c = Config::from_sources(None, env(&[
+            ("ANTHROPIC_API_KEY", "sk-ant-secret"),
+            ("DATABASE_URL", "postgres://app:hunter2@db.example:5432/app"),
+        ])).ok();
+        let shown = c.map(|c| format!("{:?}", c.redacted())).unwrap_or_default();
+        assert!(!shown.contains("sk-ant-secret") && !shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://app:[redacted]@db.example:5432/app"), "{shown}");
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("X", "250ms").ok(), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("X", "90").ok(), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("X", "12h").ok(), Some(Duration::from_secs(43_200)));
+        assert!(parse_duration("X", "h").is_err());
+        assert!(parse_duration("X", "-1s").is_err());
+    }
+}
