@@ -1,0 +1,234 @@
+//! Connection pools for both backends, migrations, and the dispatch that runs one sea-query statement on
+//! whichever backend is configured.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sea_query_sqlx::SqlxBinder;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, FromRow, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+use crate::error::StoreError;
+
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The database. Cheap to clone (pools are shared handles).
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: Pool,
+}
+
+/// An open transaction on either backend.
+pub(crate) enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// Rows that decode on both backends.
+pub(crate) trait AnyRow: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+impl<T> AnyRow for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin {}
+
+/// Runs `$body` with `$exec` bound to the backend's executor and `$qb` to its query builder. The body is
+/// written once and compiled for each backend.
+macro_rules! dispatch {
+    ($target:expr, |$exec:ident, $qb:ident| $body:expr) => {
+        match $target {
+            Target::Pool(Pool::Sqlite(p)) => {
+                let $exec = p;
+                let $qb = sea_query::SqliteQueryBuilder;
+                $body
+            }
+            Target::Pool(Pool::Postgres(p)) => {
+                let $exec = p;
+                let $qb = sea_query::PostgresQueryBuilder;
+                $body
+            }
+            Target::Tx(Tx::Sqlite(tx)) => {
+                let $exec = &mut **tx;
+                let $qb = sea_query::SqliteQueryBuilder;
+                $body
+            }
+            Target::Tx(Tx::Postgres(tx)) => {
+                let $exec = &mut **tx;
+                let $qb = sea_query::PostgresQueryBuilder;
+                $body
+            }
+        }
+    };
+}
+
+enum Target<'a> {
+    Pool(&'a Pool),
+    Tx(&'a mut Tx),
+}
+
+async fn fetch_optional<T: AnyRow>(target: Target<'_>, stmt: &impl SqlxBinder) -> Result<Option<T>, StoreError> {
+    dispatch!(target, |exec, qb| {
+        let (sql, values) = stmt.build_sqlx(qb);
+        Ok(sqlx::query_as_with::<_, T, _>(AssertSqlSafe(sql), values).fetch_optional(exec).await?)
+    })
+}
+
+async fn fetch_all<T: AnyRow>(target: Target<'_>, stmt: &impl SqlxBinder) -> Result<Vec<T>, StoreError> {
+    dispatch!(target, |exec, qb| {
+        let (sql, values) = stmt.build_sqlx(qb);
+        Ok(sqlx::query_as_with::<_, T, _>(AssertSqlSafe(sql), values).fetch_all(exec).await?)
+    })
+}
+
+async fn execute(target: Target<'_>, stmt: &impl SqlxBinder) -> Result<u64, StoreError> {
+    dispatch!(target, |exec, qb| {
+        let (sql, values) = stmt.build_sqlx(qb);
+        Ok(sqlx::query_with(AssertSqlSafe(sql), values).execute(exec).await?.rows_affected())
+    })
+}
+
+impl Store {
+    /// Opens the database named by `url` (`sqlite://…` or `postgres://…`). A SQLite file and its folder are
+    /// created when missing. Does not migrate: call [`Store::migrate`].
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)
+                .map_err(|e| StoreError::Config(format!("DATABASE_URL: {e}")))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true);
+            let path = opts.get_filename();
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StoreError::Config(format!("DATABASE_URL: cannot create {}: {e}", dir.display())))?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(opts)
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database: {e}")))?;
+            Pool::Sqlite(pool)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::Config(format!("DATABASE_URL: {e}")))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(opts)
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+            Pool::Postgres(pool)
+        } else {
+            return Err(StoreError::Config("DATABASE_URL: use sqlite://PATH or postgres://…".into()));
+        };
+        Ok(Self { pool })
+    }
+
+    pub fn kind(&self) -> StoreKind {
+        match self.pool {
+            Pool::Sqlite(_) => StoreKind::Sqlite,
+            Pool::Postgres(_) => StoreKind::Postgres,
+        }
+    }
+
+    /// Applies pending migrations of this backend; returns the descriptions of those applied now.
+    /// On PostgreSQL the migrator holds an advisory lock, so several servers starting at once are safe.
+    pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        let migrator = match &self.pool {
+            Pool::Sqlite(_) => &SQLITE_MIGRATOR,
+            Pool::Postgres(_) => &POSTGRES_MIGRATOR,
+        };
+        // Before the first run the bookkeeping table does not exist: nothing was applied.
+        let applied = sea_query::Query::select().column("version").from("_sqlx_migrations").to_owned();
+        let before: Vec<i64> = self.fetch_all::<(i64,)>(&applied).await.unwrap_or_default().into_iter().map(|(v,)| v).collect();
+        match &self.pool {
+            Pool::Sqlite(p) => migrator.run(p).await?,
+            Pool::Postgres(p) => migrator.run(p).await?,
+        }
+        Ok(migrator
+            .iter()
+            .filter(|m| !before.contains(&m.version))
+            .map(|m| format!("{} {}", m.version, m.description))
+            .collect())
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
+            Pool::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
+        }
+        .map_err(StoreError::from)
+    }
+
+    /// Closes the pool: waits for checked-out connections to come back, then closes them.
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
+    }
+
+    pub(crate) async fn begin_for_update(&self) -> Result<Tx, StoreError> {
+        let begin = crate::dialect::begin_for_update(self.kind());
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with(begin).await?),
+            Pool::Postgres(p) => Tx::Postgres(p.begin_with(begin).await?),
+        })
+    }
+
+    pub(crate) async fn fetch_optional<T: AnyRow>(&self, stmt: &impl SqlxBinder) -> Result<Option<T>, StoreError> {
+        fetch_optional(Target::Pool(&self.pool), stmt).await
+    }
+
+    pub(crate) async fn fetch_all<T: AnyRow>(&self, stmt: &impl SqlxBinder) -> Result<Vec<T>, StoreError> {
+        fetch_all(Target::Pool(&self.pool), stmt).await
+    }
+
+    pub(crate) async fn execute(&self, stmt: &impl SqlxBinder) -> Result<u64, StoreError> {
+        execute(Target::Pool(&self.pool), stmt).await
+    }
+}
+
+impl Tx {
+    pub(crate) async fn fetch_optional<T: AnyRow>(&mut self, stmt: &impl SqlxBinder) -> Result<Option<T>, StoreError> {
+        fetch_optional(Target::Tx(self), stmt).await
+    }
+
+    pub(crate) async fn execute(&mut self, stmt: &impl SqlxBinder) -> Result<u64, StoreError> {
+        execute(Target::Tx(self), stmt).await
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await?,
+            Tx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Runs one statement of fixed SQL. For test scaffolding (creating and dropping schemas) only.
+    #[doc(hidden)]
+    pub async fn execute_raw_for_tests(&self, sql: &str) -> Result<(), StoreError> {
+        let sql = AssertSqlSafe(sql.to_owned());
+        match &self.pool {
+            Pool::Sqlite(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
+            Pool::Postgres(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
+        }
+        .map_err(StoreError::from)
+    }
+}

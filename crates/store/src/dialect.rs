@@ -1,0 +1,54 @@
+//! The only place where SQLite and PostgreSQL differ in what we send: how a timestamp is bound, and how a
+//! read-modify-write transaction takes its lock. Everything else is one query for both.
+
+use sea_query::Expr;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::db::StoreKind;
+
+/// Timestamps are kept to the microsecond on both backends (PostgreSQL's precision), so a value read back
+/// equals the value written.
+pub fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.nanosecond() / 1_000 * 1_000).unwrap_or(t)
+}
+
+/// A timestamp as a bound value. PostgreSQL gets `timestamptz`; SQLite gets UTC RFC 3339 text with exactly six
+/// fractional digits, so text order is time order (sqlx's own encoding trims zeros and would not sort).
+pub fn ts(kind: StoreKind, t: OffsetDateTime) -> Expr {
+    match kind {
+        StoreKind::Postgres => Expr::val(t),
+        StoreKind::Sqlite => {
+            let t = t.to_offset(time::UtcOffset::UTC);
+            let base = t.replace_nanosecond(0).unwrap_or(t).format(&Rfc3339).unwrap_or_default();
+            let text = format!("{}.{:06}Z", base.trim_end_matches('Z'), t.nanosecond() / 1_000);
+            Expr::val(text)
+        }
+    }
+}
+
+/// The statement that opens a transaction which will read a row and write it back.
+/// SQLite: `BEGIN IMMEDIATE` takes the write lock up front (a deferred BEGIN would fail with SQLITE_BUSY on
+/// upgrade instead of waiting). PostgreSQL: a plain BEGIN; the row lock is the `FOR UPDATE` on the SELECT,
+/// which sea-query omits for SQLite.
+pub fn begin_for_update(kind: StoreKind) -> &'static str {
+    match kind {
+        StoreKind::Sqlite => "BEGIN IMMEDIATE",
+        StoreKind::Postgres => "BEGIN",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_timestamps_have_fixed_width_and_sort_as_text() {
+        let a = time::macros::datetime!(2026-01-02 03:04:05 UTC);
+        let b = a + time::Duration::microseconds(500_000);
+        let render = |t| format!("{:?}", ts(StoreKind::Sqlite, t));
+        assert!(render(a).contains("2026-01-02T03:04:05.000000Z"), "{}", render(a));
+        assert!(render(b).contains("2026-01-02T03:04:05.500000Z"), "{}", render(b));
+    }
+}
