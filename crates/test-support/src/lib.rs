@@ -5,7 +5,7 @@
 pub mod app;
 pub mod db;
 
-pub use app::TestApp;
+pub use app::{TestApp, expect_error, expect_json};
 pub use db::{Backend, TestDb};
 
 /// Declares each named `async fn(TestDb)` as two tests, `<name>::sqlite` and `<name>::postgres`.

@@ -1,1 +1,13 @@
-//! placeholder
+//! The HTTP face of Mentorfy: axum routes, extractors, the error envelope, OpenAPI and the docs page.
+//! The only crate that knows axum. Handlers stay thin: parse, call a domain crate, map the result.
+
+pub mod api;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod server;
+pub mod state;
+
+pub use error::AppError;
+pub use server::{StartupError, app, prepare, serve};
+pub use state::AppState;

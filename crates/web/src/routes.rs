@@ -1,0 +1,56 @@
+//! Route declarations only: which path goes to which handler, and the OpenAPI document built from them.
+
+use axum::Router;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::api::{health, sessions};
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Mentorfy API",
+        description = "Mentor sessions, chat and generations, and Sensei conversation intelligence. Every error is \
+                       `{\"error\":{\"code\",\"message\",\"details\"}}` with the matching HTTP status; every response \
+                       carries `x-request-id`.",
+    ),
+    modifiers(&SecurityAddon),
+    tags(
+        (name = "sessions", description = "Mentor's anonymous sessions"),
+        (name = "health", description = "Probes for load balancers and orchestrators"),
+    )
+)]
+struct ApiDoc;
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "clerk",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("A Clerk session token (RS256)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// All API routes and the OpenAPI document describing them.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::get_healthz))
+        .routes(routes!(health::get_readyz))
+        .routes(routes!(sessions::create_session))
+        .routes(routes!(sessions::get_session, sessions::patch_session))
+        .routes(routes!(sessions::complete_session))
+        .routes(routes!(sessions::link_session))
+        .split_for_parts()
+}
