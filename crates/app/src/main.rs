@@ -1,1 +1,140 @@
-fn main() {}
+//! The `mentorfy` binary: command-line parsing, logging and process lifecycle. Everything else lives in the
+//! library crates; this file only wires them together.
+
+mod bench;
+mod cli;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use mentorfy_core::Config;
+use mentorfy_core::config::LogFormat;
+
+use crate::cli::{BenchCommand, Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Configuration is parsed once, before anything else; a bad value is one clear line and exit code 2.
+    let mut config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mentorfy: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(Command::Serve(args)) = &cli.command {
+        if let Some(addr) = args.addr {
+            config.addr = addr;
+        }
+    }
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mentorfy: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli, config));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("mentorfy: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
+    match cli.command.unwrap_or_default() {
+        Command::Serve(_) => serve(config).await,
+        Command::Migrate => migrate(config).await,
+        Command::Config(args) => {
+            print_config(&config, args.json);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Sessions(args)) => bench::sessions(config, args).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let addr = config.addr;
+    let state = mentorfy_web::prepare(Arc::new(config)).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("MENTORFY_ADDR: cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(addr = %local, docs = %format!("http://{local}/docs"), "mentorfy is listening");
+    mentorfy_web::serve(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn migrate(config: Config) -> anyhow::Result<()> {
+    let store = mentorfy_store::Store::connect(config.database_url.expose(), 1).await?;
+    let applied = store.migrate().await?;
+    if applied.is_empty() {
+        println!("database is up to date");
+    }
+    for m in applied {
+        println!("applied {m}");
+    }
+    store.close().await;
+    Ok(())
+}
+
+fn print_config(config: &Config, json: bool) {
+    let rows = config.redacted();
+    if json {
+        let map: serde_json::Map<String, serde_json::Value> = rows
+            .into_iter()
+            .map(|(name, value, origin)| (name.to_owned(), serde_json::json!({"value": value, "source": origin.to_string()})))
+            .collect();
+        println!("{}", serde_json::Value::Object(map));
+        return;
+    }
+    let width = rows.iter().map(|(n, _, _)| n.len()).max().unwrap_or(0);
+    for (name, value, origin) in rows {
+        println!("{name:<width$}  {value}  ({origin})");
+    }
+    println!();
+    for (feature, enabled, vars) in config.features() {
+        let state = if enabled { "on " } else { "off" };
+        println!("{state}  {feature}  ({vars})");
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_filter).unwrap_or_else(|e| {
+        eprintln!("mentorfy: MENTORFY_LOG: {e}; using 'info'");
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -30,6 +30,11 @@ enum Pool {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// SQLite allows one writer at a time, so every write of this process goes through one dedicated
+    /// connection: writers queue on the pool instead of racing for the file lock (where SQLite's busy handler
+    /// sleeps for milliseconds), and that connection's page cache stays warm. `busy_timeout` still arbitrates
+    /// between processes. `None` on PostgreSQL, where every pooled connection writes.
+    sqlite_writer: Option<Pool>,
 }
 
 /// An open transaction on either backend.
@@ -114,13 +119,18 @@ impl Store {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| StoreError::Config(format!("DATABASE_URL: cannot create {}: {e}", dir.display())))?;
             }
-            let pool = SqlitePoolOptions::new()
-                .max_connections(max_connections)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect_with(opts)
-                .await
-                .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database: {e}")))?;
-            Pool::Sqlite(pool)
+            let open = |size: u32, opts: SqliteConnectOptions| async move {
+                SqlitePoolOptions::new()
+                    .max_connections(size)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(opts)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(format!("cannot open SQLite database: {e}")))
+            };
+            // The writer first: it creates the file and switches it to WAL before readers open it.
+            let writer = open(1, opts.clone()).await?;
+            let readers = open(max_connections, opts).await?;
+            return Ok(Self { pool: Pool::Sqlite(readers), sqlite_writer: Some(Pool::Sqlite(writer)) });
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::Config(format!("DATABASE_URL: {e}")))?;
             let pool = PgPoolOptions::new()
@@ -133,7 +143,7 @@ impl Store {
         } else {
             return Err(StoreError::Config("DATABASE_URL: use sqlite://PATH or postgres://…".into()));
         };
-        Ok(Self { pool })
+        Ok(Self { pool, sqlite_writer: None })
     }
 
     pub fn kind(&self) -> StoreKind {
@@ -153,7 +163,7 @@ impl Store {
         // Before the first run the bookkeeping table does not exist: nothing was applied.
         let applied = sea_query::Query::select().column("version").from("_sqlx_migrations").to_owned();
         let before: Vec<i64> = self.fetch_all::<(i64,)>(&applied).await.unwrap_or_default().into_iter().map(|(v,)| v).collect();
-        match &self.pool {
+        match self.writer() {
             Pool::Sqlite(p) => migrator.run(p).await?,
             Pool::Postgres(p) => migrator.run(p).await?,
         }
@@ -175,15 +185,17 @@ impl Store {
 
     /// Closes the pool: waits for checked-out connections to come back, then closes them.
     pub async fn close(&self) {
-        match &self.pool {
-            Pool::Sqlite(p) => p.close().await,
-            Pool::Postgres(p) => p.close().await,
+        for pool in [Some(&self.pool), self.sqlite_writer.as_ref()].into_iter().flatten() {
+            match pool {
+                Pool::Sqlite(p) => p.close().await,
+                Pool::Postgres(p) => p.close().await,
+            }
         }
     }
 
     pub(crate) async fn begin_for_update(&self) -> Result<Tx, StoreError> {
         let begin = crate::dialect::begin_for_update(self.kind());
-        Ok(match &self.pool {
+        Ok(match self.writer() {
             Pool::Sqlite(p) => Tx::Sqlite(p.begin_with(begin).await?),
             Pool::Postgres(p) => Tx::Postgres(p.begin_with(begin).await?),
         })
@@ -197,8 +209,13 @@ impl Store {
         fetch_all(Target::Pool(&self.pool), stmt).await
     }
 
+    /// Runs a writing statement (on SQLite, on the writer connection).
     pub(crate) async fn execute(&self, stmt: &impl SqlxBinder) -> Result<u64, StoreError> {
-        execute(Target::Pool(&self.pool), stmt).await
+        execute(Target::Pool(self.writer()), stmt).await
+    }
+
+    fn writer(&self) -> &Pool {
+        self.sqlite_writer.as_ref().unwrap_or(&self.pool)
     }
 }
 
@@ -220,10 +237,36 @@ impl Tx {
     }
 }
 
+/// Creates a fresh, empty PostgreSQL schema in the database at `admin_url` and returns a `DATABASE_URL` that
+/// selects it (through `search_path`) together with the schema's name. For tests and benchmarks that need a
+/// database of their own; pair with [`drop_scratch_schema`].
+pub async fn create_scratch_schema(admin_url: &str, prefix: &str) -> Result<(String, String), StoreError> {
+    if !prefix.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+        return Err(StoreError::Config(format!("scratch schema prefix '{prefix}' must be lower-case letters")));
+    }
+    let schema = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let store = Store::connect(admin_url, 1).await?;
+    let created = store.raw(&format!("CREATE SCHEMA {schema}")).await;
+    store.close().await;
+    created?;
+    let sep = if admin_url.contains('?') { '&' } else { '?' };
+    Ok((format!("{admin_url}{sep}options=-c%20search_path%3D{schema}"), schema))
+}
+
+/// Drops a schema made by [`create_scratch_schema`], with everything in it.
+pub async fn drop_scratch_schema(admin_url: &str, schema: &str) -> Result<(), StoreError> {
+    if !schema.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(StoreError::Config(format!("'{schema}' is not a scratch schema name")));
+    }
+    let store = Store::connect(admin_url, 1).await?;
+    let dropped = store.raw(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await;
+    store.close().await;
+    dropped
+}
+
 impl Store {
-    /// Runs one statement of fixed SQL. For test scaffolding (creating and dropping schemas) only.
-    #[doc(hidden)]
-    pub async fn execute_raw_for_tests(&self, sql: &str) -> Result<(), StoreError> {
+    /// Runs one statement of fixed SQL built in this module from checked names.
+    async fn raw(&self, sql: &str) -> Result<(), StoreError> {
         let sql = AssertSqlSafe(sql.to_owned());
         match &self.pool {
             Pool::Sqlite(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),

@@ -7,5 +7,5 @@ mod dialect;
 mod error;
 mod sessions;
 
-pub use db::{Store, StoreKind};
+pub use db::{Store, StoreKind, create_scratch_schema, drop_scratch_schema};
 pub use error::StoreError;

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use mentorfy_store::Store;
+use mentorfy_store::{Store, create_scratch_schema, drop_scratch_schema};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -36,12 +36,7 @@ impl TestDb {
             }
             Backend::Postgres => {
                 let admin = std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())?;
-                let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-                let store = Store::connect(&admin, 1).await.expect("connect to TEST_DATABASE_URL");
-                store.execute_raw_for_tests(&format!("CREATE SCHEMA {schema}")).await.expect("create schema");
-                store.close().await;
-                let sep = if admin.contains('?') { '&' } else { '?' };
-                let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
+                let (url, schema) = create_scratch_schema(&admin, "t").await.expect("create a schema in TEST_DATABASE_URL");
                 Some(Self { backend, url, _dir: None, pg_cleanup: Some((admin, schema)) })
             }
         }
@@ -62,10 +57,7 @@ impl Drop for TestDb {
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
             rt.block_on(async {
-                if let Ok(store) = Store::connect(&admin, 1).await {
-                    let _ = store.execute_raw_for_tests(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await;
-                    store.close().await;
-                }
+                let _ = drop_scratch_schema(&admin, &schema).await;
             });
         })
         .join();

@@ -1,0 +1,75 @@
+//! Command-line shape of `mentorfy` (clap). `--help` works on every command.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Mentorfy: AI-mentor sessions and conversation intelligence in one binary.
+///
+/// Configuration comes from the environment (see .env.example) and an optional mentorfy.toml;
+/// with none, it runs on SQLite in ./data.
+#[derive(Parser, Debug)]
+#[command(name = "mentorfy", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP server (the default when no command is given).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the effective configuration with secrets redacted, and which optional features are on.
+    Config(ConfigArgs),
+    /// Run a benchmark against a server started in this process.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+impl Default for Command {
+    fn default() -> Self {
+        Command::Serve(ServeArgs { addr: None })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (overrides MENTORFY_ADDR).
+    #[arg(long)]
+    pub addr: Option<SocketAddr>,
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    /// Print as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Load-test the session endpoints (create, PATCH with context, GET) at a fixed request rate.
+    Sessions(BenchSessionsArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchSessionsArgs {
+    /// Database to benchmark: `sqlite` (a fresh temp file) or a postgres:// URL (a fresh schema is made and
+    /// dropped). Defaults to a fresh SQLite file.
+    #[arg(long, default_value = "sqlite")]
+    pub database: String,
+    /// Target requests per second (open loop: requests are sent on schedule whether or not earlier ones returned).
+    #[arg(long, default_value_t = 2000)]
+    pub rate: u32,
+    /// Measured duration in seconds (after a warm-up of a fifth of it).
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Sessions created before the run, which PATCH and GET pick from.
+    #[arg(long, default_value_t = 1000)]
+    pub sessions: u32,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
