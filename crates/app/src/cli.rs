@@ -46,6 +46,9 @@ pub struct ConfigArgs {
     /// Print as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Print a documented `.env.example` with every variable and its default instead.
+    #[arg(long, conflicts_with = "json")]
+    pub env_example: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -51,6 +51,10 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command.unwrap_or_default() {
         Command::Serve(_) => serve(config).await,
         Command::Migrate => migrate(config).await,
+        Command::Config(args) if args.env_example => {
+            print!("{}", mentorfy_core::config::env_example());
+            Ok(())
+        }
         Command::Config(args) => {
             print_config(&config, args.json);
             Ok(())
