@@ -79,7 +79,8 @@ async fn run(config: Config, args: &BenchSessionsArgs, label: &str) -> anyhow::R
         let (client, base, permit) = (client.clone(), base.clone(), seeded.clone().acquire_owned().await?);
         seeds.push(tokio::spawn(async move {
             let _permit = permit;
-            let res = client.post(format!("{base}/api/session")).json(&json!({"orgId": "rafael-tatts"})).send().await.ok()?;
+            let res =
+                client.post(format!("{base}/api/session")).json(&json!({"orgId": "rafael-tatts"})).send().await.ok()?;
             let v: serde_json::Value = res.json().await.ok()?;
             v["sessionId"].as_str().map(str::to_owned)
         }));
@@ -97,10 +98,7 @@ async fn run(config: Config, args: &BenchSessionsArgs, label: &str) -> anyhow::R
     let measured = Duration::from_secs(args.seconds);
     let total = warmup + measured;
     let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
-    let recorder = Arc::new(Mutex::new(Recorder {
-        hist: [new_hist()?, new_hist()?, new_hist()?],
-        errors: [0; 3],
-    }));
+    let recorder = Arc::new(Mutex::new(Recorder { hist: [new_hist()?, new_hist()?, new_hist()?], errors: [0; 3] }));
     let in_flight = Arc::new(Semaphore::new(1024));
     let bar = ProgressBar::new(total.as_secs());
     bar.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} s")?.progress_chars("=> "));
@@ -122,12 +120,15 @@ async fn run(config: Config, args: &BenchSessionsArgs, label: &str) -> anyhow::R
         }
         let op = OPS[(sent % 3) as usize];
         let id = ids[(sent as usize * 7919) % ids.len()].clone();
-        let (client, base, recorder, permit) = (client.clone(), base.clone(), recorder.clone(), in_flight.clone().acquire_owned().await?);
+        let (client, base, recorder, permit) =
+            (client.clone(), base.clone(), recorder.clone(), in_flight.clone().acquire_owned().await?);
         let n = sent;
         tasks.push(tokio::spawn(async move {
             let _permit = permit;
             let req = match op {
-                Op::Create => client.post(format!("{base}/api/session")).json(&json!({"orgId": "rafael-tatts", "name": "Bench"})),
+                Op::Create => {
+                    client.post(format!("{base}/api/session")).json(&json!({"orgId": "rafael-tatts", "name": "Bench"}))
+                }
                 Op::Patch => client
                     .patch(format!("{base}/api/session/{id}"))
                     .json(&json!({"context": {format!("k{}", n % 50): {"answer": n, "note": "benchmark answer"}}})),
@@ -194,8 +195,16 @@ async fn run(config: Config, args: &BenchSessionsArgs, label: &str) -> anyhow::R
     if args.json {
         println!("{report}");
     } else {
-        println!("{label}, target {} req/s for {} s (after {} s warm-up), open loop, client and server in one process", args.rate, args.seconds, warmup.as_secs());
-        println!("{:<26} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}", "endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors");
+        println!(
+            "{label}, target {} req/s for {} s (after {} s warm-up), open loop, client and server in one process",
+            args.rate,
+            args.seconds,
+            warmup.as_secs()
+        );
+        println!(
+            "{:<26} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
+            "endpoint", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors"
+        );
         for v in rows {
             println!(
                 "{:<26} {:>9} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7}",

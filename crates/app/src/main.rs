@@ -11,23 +11,23 @@ use clap::Parser;
 use mentorfy_core::Config;
 use mentorfy_core::config::LogFormat;
 
-use crate::cli::{BenchCommand, Cli, Command};
+use crate::cli::{BenchCommand, Cli, Command, ServeArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Configuration is parsed once, before anything else; a bad value is one clear line and exit code 2.
-    let mut config = match Config::load() {
+    let overrides: Vec<(&str, String)> = match &cli.command {
+        Some(Command::Serve(ServeArgs { addr: Some(addr) })) => vec![("MENTORFY_ADDR", addr.to_string())],
+        _ => Vec::new(),
+    };
+    let config = match Config::load_with(&overrides) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("mentorfy: configuration error: {e}");
             return ExitCode::from(2);
         }
     };
-    if let Some(Command::Serve(args)) = &cli.command {
-        if let Some(addr) = args.addr {
-            config.addr = addr;
-        }
-    }
+    let log_format = config.log_format;
     init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -40,8 +40,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("mentorfy: {e:#}");
+            // One line, in the log's own format: JSON log shippers must not meet a stray text line.
+            match log_format {
+                LogFormat::Json => tracing::error!(error = %format!("{e:#}"), "mentorfy stopped"),
+                LogFormat::Text => eprintln!("mentorfy: {e:#}"),
+            }
             ExitCode::FAILURE
         }
     }
@@ -93,7 +96,9 @@ fn print_config(config: &Config, json: bool) {
     if json {
         let map: serde_json::Map<String, serde_json::Value> = rows
             .into_iter()
-            .map(|(name, value, origin)| (name.to_owned(), serde_json::json!({"value": value, "source": origin.to_string()})))
+            .map(|(name, value, origin)| {
+                (name.to_owned(), serde_json::json!({"value": value, "source": origin.to_string()}))
+            })
             .collect();
         println!("{}", serde_json::Value::Object(map));
         return;
@@ -114,9 +119,12 @@ fn init_logging(config: &Config) {
         eprintln!("mentorfy: MENTORFY_LOG: {e}; using 'info'");
         tracing_subscriber::EnvFilter::new("info")
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match config.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).init(),
         LogFormat::Text => builder.init(),
     }
 }

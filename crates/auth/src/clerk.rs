@@ -60,8 +60,7 @@ impl Default for ClerkSettings {
 impl ClerkSettings {
     /// Whether a key source (PEM or JWKS URL) is set, i.e. whether Clerk routes can be served at all.
     pub fn is_configured(&self) -> bool {
-        non_blank(self.jwt_key_pem.as_deref()).is_some()
-            || non_blank(self.jwks_url.as_deref()).is_some()
+        non_blank(self.jwt_key_pem.as_deref()).is_some() || non_blank(self.jwks_url.as_deref()).is_some()
     }
 
     /// The issuer to enforce: the explicit one, else the one derived from a well-known JWKS URL.
@@ -145,9 +144,7 @@ impl ClerkVerifier {
         let issuer = settings.effective_issuer();
         let source = if let Some(pem) = non_blank(settings.jwt_key_pem.as_deref()) {
             if non_blank(settings.jwks_url.as_deref()).is_some() {
-                tracing::info!(
-                    "both CLERK_JWT_KEY and CLERK_JWKS_URL set; using the PEM key (networkless)"
-                );
+                tracing::info!("both CLERK_JWT_KEY and CLERK_JWKS_URL set; using the PEM key (networkless)");
             }
             KeySource::Pem(decoding_key_from_pem(pem)?)
         } else if let Some(url) = non_blank(settings.jwks_url.as_deref()) {
@@ -160,8 +157,7 @@ impl ClerkVerifier {
             )))
         } else {
             return Err(AuthError::Config(
-                "Clerk is not configured: set CLERK_JWT_KEY (preferred) or CLERK_JWKS_URL"
-                    .to_owned(),
+                "Clerk is not configured: set CLERK_JWT_KEY (preferred) or CLERK_JWKS_URL".to_owned(),
             ));
         };
 
@@ -190,14 +186,7 @@ impl ClerkVerifier {
             .map(str::to_owned)
             .collect();
 
-        Ok(Self {
-            inner: Arc::new(Inner {
-                source,
-                validation,
-                issuer,
-                authorized_parties,
-            }),
-        })
+        Ok(Self { inner: Arc::new(Inner { source, validation, issuer, authorized_parties }) })
     }
 
     /// Verifies a session token (the bare JWT, without `Bearer `) and returns its claims.
@@ -214,16 +203,14 @@ impl ClerkVerifier {
         let key = match &self.inner.source {
             KeySource::Pem(key) => key,
             KeySource::Jwks(cache) => {
-                let kid = header.kid.ok_or_else(|| {
-                    AuthError::invalid("token has no kid, which is required with JWKS")
-                })?;
+                let kid =
+                    header.kid.ok_or_else(|| AuthError::invalid("token has no kid, which is required with JWKS"))?;
                 fetched = cache.key_for(&kid).await?;
                 &fetched
             }
         };
         // Steps 2-4: signature first, then exp/nbf (leeway 5 s), required claims and iss.
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.inner.validation)
-            .map_err(jwt_error)?;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.inner.validation).map_err(jwt_error)?;
         let claims = claims_from_map(data.claims)?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         if claims.iat > now.saturating_add(LEEWAY_SECS as i64) {
@@ -240,14 +227,9 @@ impl ClerkVerifier {
             return Ok(());
         }
         match azp {
-            None => Err(AuthError::invalid(
-                "authorized party (azp) missing while an allowlist is configured",
-            )),
+            None => Err(AuthError::invalid("authorized party (azp) missing while an allowlist is configured")),
             Some(azp) if allowed.iter().any(|party| party == azp) => Ok(()),
-            Some(azp) => Err(AuthError::invalid(format!(
-                "authorized party (azp) {} is not allowed",
-                shown(azp, 100)
-            ))),
+            Some(azp) => Err(AuthError::invalid(format!("authorized party (azp) {} is not allowed", shown(azp, 100)))),
         }
     }
 }
@@ -259,11 +241,7 @@ fn decoding_key_from_pem(pem: &str) -> Result<DecodingKey, AuthError> {
             "CLERK_JWT_KEY holds a private key; use the instance's public key (\"JWKS Public Key\")".to_owned(),
         ));
     }
-    let not_rsa = |detail: String| {
-        AuthError::Config(format!(
-            "CLERK_JWT_KEY is not an RSA public key PEM: {detail}"
-        ))
-    };
+    let not_rsa = |detail: String| AuthError::Config(format!("CLERK_JWT_KEY is not an RSA public key PEM: {detail}"));
     let key = DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| not_rsa(e.to_string()))?;
     let der = key.try_get_as_bytes().map_err(|e| not_rsa(e.to_string()))?;
     let public = RsaPublicKey::from_pkcs1_der(der).map_err(|e| not_rsa(e.to_string()))?;
@@ -272,12 +250,10 @@ fn decoding_key_from_pem(pem: &str) -> Result<DecodingKey, AuthError> {
 }
 
 fn parse_jwks_url(url: &str) -> Result<reqwest::Url, AuthError> {
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|e| AuthError::Config(format!("CLERK_JWKS_URL {url:?} is not a URL: {e}")))?;
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| AuthError::Config(format!("CLERK_JWKS_URL {url:?} is not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(AuthError::Config(format!(
-            "CLERK_JWKS_URL {url:?} must be an http(s) URL"
-        )));
+        return Err(AuthError::Config(format!("CLERK_JWKS_URL {url:?} must be an http(s) URL")));
     }
     if parsed.scheme() == "http" && !is_loopback(&parsed) {
         tracing::warn!(url = %parsed, "CLERK_JWKS_URL uses plain http; keys can be tampered with in transit");
@@ -317,10 +293,7 @@ impl TokenHeader {
         match header.get("alg") {
             Some(Value::String(alg)) if alg == "RS256" => {}
             Some(Value::String(alg)) => {
-                return Err(AuthError::invalid(format!(
-                    "algorithm {} is not allowed; only RS256",
-                    shown(alg, 16)
-                )));
+                return Err(AuthError::invalid(format!("algorithm {} is not allowed; only RS256", shown(alg, 16))));
             }
             _ => return Err(AuthError::invalid("token header has no alg")),
         }
@@ -330,15 +303,11 @@ impl TokenHeader {
             Some(_) => return Err(AuthError::invalid("token type (typ) is not JWT")),
         }
         if header.contains_key("crit") {
-            return Err(AuthError::invalid(
-                "critical header extensions (crit) are not supported",
-            ));
+            return Err(AuthError::invalid("critical header extensions (crit) are not supported"));
         }
         let kid = match header.get("kid") {
             None => None,
-            Some(Value::String(kid)) if !kid.is_empty() && kid.len() <= MAX_KID_BYTES => {
-                Some(kid.clone())
-            }
+            Some(Value::String(kid)) if !kid.is_empty() && kid.len() <= MAX_KID_BYTES => Some(kid.clone()),
             Some(_) => return Err(AuthError::invalid("malformed key id (kid)")),
         };
         Ok(Self { kid })
@@ -347,11 +316,7 @@ impl TokenHeader {
 
 /// A token-supplied string made safe for an error message: quoted and escaped, or elided when long.
 fn shown(value: &str, max_chars: usize) -> String {
-    if value.chars().count() <= max_chars {
-        format!("{value:?}")
-    } else {
-        "(too long to show)".to_owned()
-    }
+    if value.chars().count() <= max_chars { format!("{value:?}") } else { "(too long to show)".to_owned() }
 }
 
 fn jwt_error(error: jsonwebtoken::errors::Error) -> AuthError {
@@ -373,10 +338,9 @@ fn jwt_error(error: jsonwebtoken::errors::Error) -> AuthError {
         | ErrorKind::InvalidKeyFormat
         | ErrorKind::InvalidEcdsaKey
         | ErrorKind::InvalidEddsaKey => "verification key unusable for this token".to_owned(),
-        ErrorKind::InvalidToken
-        | ErrorKind::Base64(_)
-        | ErrorKind::Json(_)
-        | ErrorKind::Utf8(_) => "malformed token".to_owned(),
+        ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
+            "malformed token".to_owned()
+        }
         _ => "token rejected".to_owned(),
     };
     AuthError::InvalidToken(reason)
@@ -412,8 +376,7 @@ fn optional_string(map: &Map<String, Value>, name: &str) -> Result<Option<String
 }
 
 fn required_int(map: &Map<String, Value>, name: &str) -> Result<i64, AuthError> {
-    optional_int(map, name)?
-        .ok_or_else(|| AuthError::invalid(format!("missing required claim {name}")))
+    optional_int(map, name)?.ok_or_else(|| AuthError::invalid(format!("missing required claim {name}")))
 }
 
 fn optional_int(map: &Map<String, Value>, name: &str) -> Result<Option<i64>, AuthError> {
@@ -436,15 +399,10 @@ mod tests {
             jwks_url: Some("https://clerk.example.com/.well-known/jwks.json".to_owned()),
             ..ClerkSettings::default()
         };
-        assert_eq!(
-            derived.effective_issuer().as_deref(),
-            Some("https://clerk.example.com")
-        );
+        assert_eq!(derived.effective_issuer().as_deref(), Some("https://clerk.example.com"));
 
-        let other = ClerkSettings {
-            jwks_url: Some("https://api.clerk.com/v1/jwks".to_owned()),
-            ..ClerkSettings::default()
-        };
+        let other =
+            ClerkSettings { jwks_url: Some("https://api.clerk.com/v1/jwks".to_owned()), ..ClerkSettings::default() };
         assert_eq!(other.effective_issuer(), None);
     }
 
@@ -455,10 +413,7 @@ mod tests {
             issuer: Some("https://issuer.example.com".to_owned()),
             ..ClerkSettings::default()
         };
-        assert_eq!(
-            settings.effective_issuer().as_deref(),
-            Some("https://issuer.example.com")
-        );
+        assert_eq!(settings.effective_issuer().as_deref(), Some("https://issuer.example.com"));
     }
 
     #[test]

@@ -52,8 +52,7 @@ struct CacheState {
 
 impl CacheState {
     fn is_fresh(&self, now: Instant, ttl: Duration) -> bool {
-        self.fetched_at
-            .is_some_and(|at| now.saturating_duration_since(at) < ttl)
+        self.fetched_at.is_some_and(|at| now.saturating_duration_since(at) < ttl)
     }
 }
 
@@ -65,12 +64,7 @@ enum Next {
 }
 
 impl JwksCache {
-    pub(crate) fn new(
-        url: reqwest::Url,
-        http: reqwest::Client,
-        ttl: Duration,
-        min_refetch_interval: Duration,
-    ) -> Self {
+    pub(crate) fn new(url: reqwest::Url, http: reqwest::Client, ttl: Duration, min_refetch_interval: Duration) -> Self {
         Self {
             url,
             http,
@@ -133,9 +127,8 @@ impl JwksCache {
 
     fn next_step(&self, kid: &str, now: Instant) -> Next {
         let state = self.read();
-        let throttled = state
-            .last_attempt
-            .is_some_and(|at| now.saturating_duration_since(at) < self.min_refetch_interval);
+        let throttled =
+            state.last_attempt.is_some_and(|at| now.saturating_duration_since(at) < self.min_refetch_interval);
         if state.is_fresh(now, self.ttl) {
             match state.keys.get(kid) {
                 Some(key) => Next::Use(key.clone()),
@@ -165,17 +158,12 @@ impl JwksCache {
         if !status.is_success() {
             return Err(format!("Clerk JWKS endpoint {url} answered HTTP {status}"));
         }
-        if response
-            .content_length()
-            .is_some_and(|len| len > MAX_JWKS_BYTES as u64)
-        {
+        if response.content_length().is_some_and(|len| len > MAX_JWKS_BYTES as u64) {
             return Err(format!("Clerk JWKS from {url} is too large"));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| format!("reading Clerk JWKS from {url} failed: {e}"))?
+        while let Some(chunk) =
+            response.chunk().await.map_err(|e| format!("reading Clerk JWKS from {url} failed: {e}"))?
         {
             if body.len() + chunk.len() > MAX_JWKS_BYTES {
                 return Err(format!("Clerk JWKS from {url} is too large"));
@@ -218,8 +206,7 @@ struct RsaJwk {
 
 /// The usable RS256 signature keys of a JWKS document, by `kid`. Other keys are skipped; no usable key is an error.
 fn parse_jwks(body: &[u8]) -> Result<HashMap<String, DecodingKey>, String> {
-    let document: JwksDocument =
-        serde_json::from_slice(body).map_err(|e| format!("not a JWKS document ({e})"))?;
+    let document: JwksDocument = serde_json::from_slice(body).map_err(|e| format!("not a JWKS document ({e})"))?;
     let mut keys = HashMap::new();
     for (index, value) in document.keys.into_iter().enumerate() {
         match rs256_key(value) {

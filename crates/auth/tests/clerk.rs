@@ -1,5 +1,6 @@
 //! Behaviour of Clerk session-token verification against the fake Clerk (committed test keys, local JWKS server);
 //! never reaches the internet.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns
 
 use std::error::Error;
 use std::time::Duration;
@@ -45,14 +46,8 @@ fn jwks_settings(server: &FakeJwksServer, min_refetch_interval: Duration) -> Cle
     }
 }
 
-fn jwks_verifier(
-    server: &FakeJwksServer,
-    min_refetch_interval: Duration,
-) -> Result<ClerkVerifier, Box<dyn Error>> {
-    Ok(ClerkVerifier::new(
-        jwks_settings(server, min_refetch_interval),
-        http()?,
-    )?)
+fn jwks_verifier(server: &FakeJwksServer, min_refetch_interval: Duration) -> Result<ClerkVerifier, Box<dyn Error>> {
+    Ok(ClerkVerifier::new(jwks_settings(server, min_refetch_interval), http()?)?)
 }
 
 fn primary_token_with(edit: impl FnOnce(&mut Value)) -> String {
@@ -68,16 +63,10 @@ async fn rejection(verifier: &ClerkVerifier, token: &str) -> Result<String, Box<
             let message = error.to_string();
             // Short strings like "a.b" may occur in any message by chance; real tokens are long.
             if token.len() > 16 {
-                assert!(
-                    !message.contains(token),
-                    "message echoes the token: {message}"
-                );
+                assert!(!message.contains(token), "message echoes the token: {message}");
             }
             for segment in token.split('.').filter(|s| s.len() > 8) {
-                assert!(
-                    !message.contains(segment),
-                    "message echoes a token segment: {message}"
-                );
+                assert!(!message.contains(segment), "message echoes a token segment: {message}");
             }
             Ok(message)
         }
@@ -107,12 +96,7 @@ async fn pem_token_with_valid_claims_is_accepted_with_its_sub_and_sid() -> TestR
 #[tokio::test]
 async fn pem_key_with_escaped_newlines_from_an_env_file_is_accepted() -> TestResult {
     let settings = ClerkSettings {
-        jwt_key_pem: Some(
-            ClerkKeys::primary()
-                .public_pem()
-                .trim()
-                .replace('\n', "\\n"),
-        ),
+        jwt_key_pem: Some(ClerkKeys::primary().public_pem().trim().replace('\n', "\\n")),
         ..pem_settings()
     };
     let verifier = ClerkVerifier::new(settings, http()?)?;
@@ -290,16 +274,9 @@ async fn token_without_azp_is_rejected_when_an_allowlist_is_set() -> TestResult 
 
 #[tokio::test]
 async fn any_azp_or_none_is_accepted_when_no_allowlist_is_set() -> TestResult {
-    let settings = ClerkSettings {
-        authorized_parties: Vec::new(),
-        ..pem_settings()
-    };
+    let settings = ClerkSettings { authorized_parties: Vec::new(), ..pem_settings() };
     let verifier = ClerkVerifier::new(settings, http()?)?;
-    accepted(
-        &verifier,
-        &primary_token_with(|c| c["azp"] = json!("https://anything.example")),
-    )
-    .await?;
+    accepted(&verifier, &primary_token_with(|c| c["azp"] = json!("https://anything.example"))).await?;
     let without = primary_token_with(|c| {
         c.as_object_mut().map(|m| m.remove("azp"));
     });
@@ -309,10 +286,7 @@ async fn any_azp_or_none_is_accepted_when_no_allowlist_is_set() -> TestResult {
 
 #[tokio::test]
 async fn allowlisted_origin_with_a_trailing_slash_still_matches() -> TestResult {
-    let settings = ClerkSettings {
-        authorized_parties: vec![format!(" {TEST_AUTHORIZED_PARTY}/ ")],
-        ..pem_settings()
-    };
+    let settings = ClerkSettings { authorized_parties: vec![format!(" {TEST_AUTHORIZED_PARTY}/ ")], ..pem_settings() };
     let verifier = ClerkVerifier::new(settings, http()?)?;
     accepted(&verifier, &primary_token_with(|_| {})).await?;
     Ok(())
@@ -344,23 +318,14 @@ async fn pending_session_status_is_accepted_and_kept_in_claims() -> TestResult {
     });
     let claims = accepted(&pem_verifier()?, &token).await?;
     assert_eq!(claims.sts.as_deref(), Some("pending"));
-    assert_eq!(
-        claims.act.as_ref().and_then(|a| a["sub"].as_str()),
-        Some("user_support")
-    );
+    assert_eq!(claims.act.as_ref().and_then(|a| a["sub"].as_str()), Some("user_support"));
     Ok(())
 }
 
 #[tokio::test]
 async fn malformed_tokens_are_rejected_without_echoing_them() -> TestResult {
     let verifier = pem_verifier()?;
-    for token in [
-        "",
-        "not-a-jwt",
-        "a.b",
-        "a.b.c.d",
-        "eyJhbGciOiJSUzI1NiJ9.e30.AAAA",
-    ] {
+    for token in ["", "not-a-jwt", "a.b", "a.b.c.d", "eyJhbGciOiJSUzI1NiJ9.e30.AAAA"] {
         rejection(&verifier, token).await?;
     }
     rejection(&verifier, &"A".repeat(20_000)).await?;
@@ -379,16 +344,11 @@ fn config_error(result: Result<ClerkVerifier, AuthError>) -> Result<String, Box<
 #[tokio::test]
 async fn garbage_pem_is_a_config_error() -> TestResult {
     let settings = ClerkSettings {
-        jwt_key_pem: Some(
-            "-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----\n".to_owned(),
-        ),
+        jwt_key_pem: Some("-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n-----END PUBLIC KEY-----\n".to_owned()),
         ..ClerkSettings::default()
     };
     config_error(ClerkVerifier::new(settings, http()?))?;
-    let settings = ClerkSettings {
-        jwt_key_pem: Some("hello".to_owned()),
-        ..ClerkSettings::default()
-    };
+    let settings = ClerkSettings { jwt_key_pem: Some("hello".to_owned()), ..ClerkSettings::default() };
     config_error(ClerkVerifier::new(settings, http()?))?;
     Ok(())
 }
@@ -396,10 +356,7 @@ async fn garbage_pem_is_a_config_error() -> TestResult {
 #[tokio::test]
 async fn private_key_pem_is_a_config_error() -> TestResult {
     let private = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n";
-    let settings = ClerkSettings {
-        jwt_key_pem: Some(private.to_owned()),
-        ..ClerkSettings::default()
-    };
+    let settings = ClerkSettings { jwt_key_pem: Some(private.to_owned()), ..ClerkSettings::default() };
     let message = config_error(ClerkVerifier::new(settings, http()?))?;
     assert!(message.contains("private"), "{message}");
     Ok(())
@@ -407,15 +364,8 @@ async fn private_key_pem_is_a_config_error() -> TestResult {
 
 #[tokio::test]
 async fn non_http_jwks_url_is_a_config_error() -> TestResult {
-    for url in [
-        "ftp://clerk.example.com/.well-known/jwks.json",
-        "file:///etc/jwks.json",
-        "not a url",
-    ] {
-        let settings = ClerkSettings {
-            jwks_url: Some(url.to_owned()),
-            ..ClerkSettings::default()
-        };
+    for url in ["ftp://clerk.example.com/.well-known/jwks.json", "file:///etc/jwks.json", "not a url"] {
+        let settings = ClerkSettings { jwks_url: Some(url.to_owned()), ..ClerkSettings::default() };
         config_error(ClerkVerifier::new(settings, http()?))?;
     }
     Ok(())
@@ -431,10 +381,7 @@ async fn missing_key_source_is_a_config_error() -> TestResult {
 
 #[tokio::test]
 async fn jwks_cache_ttl_above_five_minutes_is_a_config_error() -> TestResult {
-    let settings = ClerkSettings {
-        jwks_cache_ttl: Duration::from_secs(600),
-        ..pem_settings()
-    };
+    let settings = ClerkSettings { jwks_cache_ttl: Duration::from_secs(600), ..pem_settings() };
     config_error(ClerkVerifier::new(settings, http()?))?;
     Ok(())
 }
@@ -464,10 +411,8 @@ async fn second_verification_within_ttl_does_not_refetch_jwks() -> TestResult {
 #[tokio::test]
 async fn jwks_is_refetched_once_the_ttl_has_passed() -> TestResult {
     let server = FakeJwksServer::start(vec![ClerkKeys::primary().jwk()]).await?;
-    let settings = ClerkSettings {
-        jwks_cache_ttl: Duration::from_millis(200),
-        ..jwks_settings(&server, Duration::from_secs(10))
-    };
+    let settings =
+        ClerkSettings { jwks_cache_ttl: Duration::from_millis(200), ..jwks_settings(&server, Duration::from_secs(10)) };
     let verifier = ClerkVerifier::new(settings, http()?)?;
     accepted(&verifier, &primary_token_with(|_| {})).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -505,25 +450,13 @@ async fn unknown_kid_refetches_are_rate_limited() -> TestResult {
         let message = rejection(&verifier, &unknown).await?;
         assert!(message.contains("kid"), "{message}");
     }
-    assert_eq!(
-        server.fetch_count(),
-        2,
-        "two unknown-kid tokens, one extra fetch"
-    );
+    assert_eq!(server.fetch_count(), 2, "two unknown-kid tokens, one extra fetch");
     accepted(&verifier, &primary_token_with(|_| {})).await?;
-    assert_eq!(
-        server.fetch_count(),
-        2,
-        "known keys stay usable without fetching"
-    );
+    assert_eq!(server.fetch_count(), 2, "known keys stay usable without fetching");
 
     tokio::time::sleep(min_interval + Duration::from_millis(50)).await;
     rejection(&verifier, &unknown).await?;
-    assert_eq!(
-        server.fetch_count(),
-        3,
-        "allowed again once the interval has passed"
-    );
+    assert_eq!(server.fetch_count(), 3, "allowed again once the interval has passed");
     Ok(())
 }
 
@@ -545,8 +478,7 @@ async fn token_without_kid_is_rejected_in_jwks_mode() -> TestResult {
 async fn token_signed_by_another_key_under_a_known_kid_is_rejected_in_jwks_mode() -> TestResult {
     let server = FakeJwksServer::start(vec![ClerkKeys::primary().jwk()]).await?;
     let verifier = jwks_verifier(&server, Duration::from_secs(10))?;
-    let token = ClerkKeys::other()
-        .sign_with_header(&ClerkKeys::primary().header(), &session_token("user_123"));
+    let token = ClerkKeys::other().sign_with_header(&ClerkKeys::primary().header(), &session_token("user_123"));
     let message = rejection(&verifier, &token).await?;
     assert!(message.contains("signature"), "{message}");
     Ok(())
@@ -564,11 +496,7 @@ async fn failing_jwks_endpoint_makes_verification_unavailable() -> TestResult {
             other => return Err(format!("expected Unavailable, got {other:?}").into()),
         }
     }
-    assert_eq!(
-        server.fetch_count(),
-        1,
-        "a failing endpoint is not retried within the interval"
-    );
+    assert_eq!(server.fetch_count(), 1, "a failing endpoint is not retried within the interval");
     Ok(())
 }
 
@@ -579,10 +507,7 @@ async fn verification_recovers_once_the_jwks_endpoint_does() -> TestResult {
     server.set_failing(true);
     let verifier = jwks_verifier(&server, min_interval)?;
     let token = primary_token_with(|_| {});
-    assert!(matches!(
-        verifier.verify(&token).await,
-        Err(AuthError::Unavailable(_))
-    ));
+    assert!(matches!(verifier.verify(&token).await, Err(AuthError::Unavailable(_))));
     server.set_failing(false);
     tokio::time::sleep(min_interval + Duration::from_millis(50)).await;
     accepted(&verifier, &token).await?;
@@ -598,10 +523,7 @@ async fn unreachable_jwks_endpoint_makes_verification_unavailable() -> TestResul
     tokio::time::sleep(Duration::from_millis(50)).await;
     let verifier = ClerkVerifier::new(settings, http()?)?;
     let result = verifier.verify(&primary_token_with(|_| {})).await;
-    assert!(
-        matches!(result, Err(AuthError::Unavailable(_))),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(AuthError::Unavailable(_))), "{result:?}");
     Ok(())
 }
 
@@ -626,18 +548,11 @@ async fn concurrent_verifications_on_a_cold_cache_fetch_the_jwks_once() -> TestR
 #[tokio::test]
 async fn issuer_derived_from_the_jwks_url_is_enforced() -> TestResult {
     let server = FakeJwksServer::start(vec![ClerkKeys::primary().jwk()]).await?;
-    let settings = ClerkSettings {
-        issuer: None,
-        ..jwks_settings(&server, Duration::from_secs(10))
-    };
+    let settings = ClerkSettings { issuer: None, ..jwks_settings(&server, Duration::from_secs(10)) };
     let verifier = ClerkVerifier::new(settings, http()?)?;
     let message = rejection(&verifier, &primary_token_with(|_| {})).await?;
     assert!(message.contains("iss"), "{message}");
-    accepted(
-        &verifier,
-        &primary_token_with(|c| c["iss"] = json!(server.base_url())),
-    )
-    .await?;
+    accepted(&verifier, &primary_token_with(|c| c["iss"] = json!(server.base_url()))).await?;
     Ok(())
 }
 
@@ -645,21 +560,14 @@ async fn issuer_derived_from_the_jwks_url_is_enforced() -> TestResult {
 async fn pem_wins_over_jwks_when_both_are_set() -> TestResult {
     let server = FakeJwksServer::start(vec![ClerkKeys::other().jwk()]).await?;
     server.set_failing(true);
-    let settings = ClerkSettings {
-        jwks_url: Some(server.jwks_url()),
-        ..pem_settings()
-    };
+    let settings = ClerkSettings { jwks_url: Some(server.jwks_url()), ..pem_settings() };
     let verifier = ClerkVerifier::new(settings, http()?)?;
     accepted(&verifier, &primary_token_with(|_| {})).await?;
     // With a PEM key the kid is ignored: the same key verifies whatever kid the header names.
     let keys = ClerkKeys::primary();
     let mut header = keys.header();
     header.kid = Some("ins_unknown".to_owned());
-    accepted(
-        &verifier,
-        &keys.sign_with_header(&header, &session_token("user_123")),
-    )
-    .await?;
+    accepted(&verifier, &keys.sign_with_header(&header, &session_token("user_123"))).await?;
     assert_eq!(server.fetch_count(), 0);
     Ok(())
 }

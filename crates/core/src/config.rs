@@ -30,21 +30,41 @@ const fn secret(name: &'static str, help: &'static str) -> VarSpec {
 /// Every variable Mentorfy reads. An empty default means "unset".
 pub const VARS: &[VarSpec] = &[
     var("MENTORFY_ADDR", "127.0.0.1:8080", "Address `serve` listens on (`--addr` overrides)."),
-    var("DATABASE_URL", "sqlite://data/mentorfy.db", "`sqlite://PATH` (created on first run) or `postgres://…` (Supabase works). A password in it is redacted in output."),
+    var(
+        "DATABASE_URL",
+        "sqlite://data/mentorfy.db",
+        "`sqlite://PATH` (created on first run) or `postgres://…` (Supabase works). A password in it is redacted in output.",
+    ),
     var("MENTORFY_DB_MAX_CONNECTIONS", "16", "Connection pool size."),
     var("MENTORFY_LOG", "info", "Log filter (tracing `EnvFilter` syntax, e.g. `info,mentorfy_web=debug`)."),
     var("MENTORFY_LOG_FORMAT", "text", "`text` for people, `json` for log shippers."),
-    var("MENTORFY_CORS_ORIGINS", "http://localhost:3000", "Comma-separated origins allowed to call the API from a browser; `*` allows any."),
-    var("MENTORFY_ABANDON_AFTER", "7d", "A session idle longer than this is marked `abandoned` by the sweep (`30s`, `15m`, `12h`, `7d`)."),
+    var(
+        "MENTORFY_CORS_ORIGINS",
+        "http://localhost:3000",
+        "Comma-separated origins allowed to call the API from a browser; `*` allows any.",
+    ),
+    var(
+        "MENTORFY_ABANDON_AFTER",
+        "7d",
+        "A session idle longer than this is marked `abandoned` by the sweep (`30s`, `15m`, `12h`, `7d`).",
+    ),
     var("MENTORFY_SWEEP_INTERVAL", "10m", "How often the abandoned-session sweep runs."),
     var("MENTORFY_REQUEST_TIMEOUT", "30s", "Longest time a request may take before it is answered 503."),
     var("MENTORFY_SHUTDOWN_TIMEOUT", "30s", "On SIGTERM/SIGINT, how long in-flight requests get to finish."),
     var("MENTORFY_ORGS_DIR", "", "Folder of extra organisation files (`<org>.toml`); `rafael-tatts` is built in."),
-    var("MENTORFY_DEFAULT_COUNTRY_CODE", "1", "Country calling code assumed for 10-digit phone numbers without `+`; empty to require `+`."),
+    var(
+        "MENTORFY_DEFAULT_COUNTRY_CODE",
+        "1",
+        "Country calling code assumed for 10-digit phone numbers without `+`; empty to require `+`.",
+    ),
     var("CLERK_JWT_KEY", "", "Clerk's PEM public key: verifies session tokens with no network (preferred)."),
     var("CLERK_JWKS_URL", "", "Clerk Frontend API JWKS URL, used when `CLERK_JWT_KEY` is unset (cached)."),
     var("CLERK_ISSUER", "", "Expected `iss` of Clerk tokens (derived from `CLERK_JWKS_URL` when unset)."),
-    var("CLERK_AUTHORIZED_PARTIES", "", "Comma-separated origins allowed as the token's `azp`; when set, a token without `azp` is refused."),
+    var(
+        "CLERK_AUTHORIZED_PARTIES",
+        "",
+        "Comma-separated origins allowed as the token's `azp`; when set, a token without `azp` is refused.",
+    ),
     secret("CLERK_SECRET_KEY", "Clerk backend secret key (not needed for token verification)."),
     var("SUPABASE_URL", "", "Supabase project URL (admin sign-in via Supabase JWTs)."),
     secret("SUPABASE_ANON_KEY", "Supabase anon key."),
@@ -57,7 +77,11 @@ pub const VARS: &[VarSpec] = &[
     var("LANGFUSE_HOST", "", "Langfuse base URL, e.g. `https://cloud.langfuse.com`."),
     secret("POSTHOG_API_KEY", "PostHog project key: product analytics events."),
     var("POSTHOG_HOST", "", "PostHog host, e.g. `https://us.i.posthog.com`."),
-    var("REDIS_URL", "", "Redis for shared rate limits across several servers; a password in it is redacted in output."),
+    var(
+        "REDIS_URL",
+        "",
+        "Redis for shared rate limits across several servers; a password in it is redacted in output.",
+    ),
 ];
 
 /// A configuration problem, always naming the variable.
@@ -143,6 +167,12 @@ impl fmt::Display for ValueOrigin {
 impl Config {
     /// Reads `mentorfy.toml` (or the file named by `MENTORFY_CONFIG`) if present, then the process environment.
     pub fn load() -> Result<Self, ConfigError> {
+        Self::load_with(&[])
+    }
+
+    /// Like [`Config::load`], with command-line flags (`--addr`) taking precedence over the environment,
+    /// so a flag can replace a bad environment value before it is validated.
+    pub fn load_with(overrides: &[(&str, String)]) -> Result<Self, ConfigError> {
         let explicit = std::env::var("MENTORFY_CONFIG").ok().filter(|v| !v.is_empty());
         let path = PathBuf::from(explicit.clone().unwrap_or_else(|| "mentorfy.toml".into()));
         let file = match std::fs::read_to_string(&path) {
@@ -150,15 +180,14 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => None,
             Err(e) => return Err(err("MENTORFY_CONFIG", format!("cannot read {}: {e}", path.display()))),
         };
-        Self::from_sources(file.as_deref(), |name| std::env::var(name).ok())
+        Self::from_sources(file.as_deref(), |name| {
+            overrides.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()).or_else(|| std::env::var(name).ok())
+        })
     }
 
     /// Builds the configuration from an optional TOML text and an environment lookup.
     /// TOML keys are the variable names in lower case without the `MENTORFY_` prefix (`addr`, `database_url`).
-    pub fn from_sources(
-        file: Option<&str>,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
+    pub fn from_sources(file: Option<&str>, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let file_values = match file {
             Some(text) => parse_file(text)?,
             None => BTreeMap::new(),
@@ -179,12 +208,13 @@ impl Config {
         let get = |name: &str| raw.get(name).cloned().unwrap_or_default();
         let opt = |name: &str| Some(get(name)).filter(|v| !v.is_empty());
 
-        let addr = get("MENTORFY_ADDR")
-            .parse()
-            .map_err(|_| err("MENTORFY_ADDR", format!("'{}' is not a socket address such as 127.0.0.1:8080", get("MENTORFY_ADDR"))))?;
+        let addr = get("MENTORFY_ADDR").parse().map_err(|_| {
+            err("MENTORFY_ADDR", format!("'{}' is not a socket address such as 127.0.0.1:8080", get("MENTORFY_ADDR")))
+        })?;
         let database_url = get("DATABASE_URL");
         let database_kind = database_kind(&database_url)?;
-        let db_max_connections = parse_u32("MENTORFY_DB_MAX_CONNECTIONS", &get("MENTORFY_DB_MAX_CONNECTIONS"), 1, 1000)?;
+        let db_max_connections =
+            parse_u32("MENTORFY_DB_MAX_CONNECTIONS", &get("MENTORFY_DB_MAX_CONNECTIONS"), 1, 1000)?;
         let log_format = match get("MENTORFY_LOG_FORMAT").as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -193,7 +223,10 @@ impl Config {
         let cors_origins = split_list(&get("MENTORFY_CORS_ORIGINS"));
         for origin in &cors_origins {
             if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
-                return Err(err("MENTORFY_CORS_ORIGINS", format!("'{origin}' is not an origin such as https://app.example.com")));
+                return Err(err(
+                    "MENTORFY_CORS_ORIGINS",
+                    format!("'{origin}' is not an origin such as https://app.example.com"),
+                ));
             }
         }
         let abandon_after = parse_duration("MENTORFY_ABANDON_AFTER", &get("MENTORFY_ABANDON_AFTER"))?;
@@ -201,22 +234,25 @@ impl Config {
         let request_timeout = parse_duration("MENTORFY_REQUEST_TIMEOUT", &get("MENTORFY_REQUEST_TIMEOUT"))?;
         let shutdown_timeout = parse_duration("MENTORFY_SHUTDOWN_TIMEOUT", &get("MENTORFY_SHUTDOWN_TIMEOUT"))?;
         let default_country_code = opt("MENTORFY_DEFAULT_COUNTRY_CODE");
-        if let Some(cc) = &default_country_code {
-            if cc.is_empty() || cc.len() > 3 || !cc.bytes().all(|b| b.is_ascii_digit()) || cc.starts_with('0') {
-                return Err(err("MENTORFY_DEFAULT_COUNTRY_CODE", format!("'{cc}' is not a country calling code such as 1 or 44")));
-            }
+        if let Some(cc) = &default_country_code
+            && (cc.len() > 3 || !cc.bytes().all(|b| b.is_ascii_digit()) || cc.starts_with('0'))
+        {
+            return Err(err(
+                "MENTORFY_DEFAULT_COUNTRY_CODE",
+                format!("'{cc}' is not a country calling code such as 1 or 44"),
+            ));
         }
         let jwks_url = opt("CLERK_JWKS_URL");
-        if let Some(url) = &jwks_url {
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(err("CLERK_JWKS_URL", format!("'{url}' is not an http(s) URL")));
-            }
+        if let Some(url) = &jwks_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(err("CLERK_JWKS_URL", format!("'{url}' is not an http(s) URL")));
         }
         let jwt_key_pem = opt("CLERK_JWT_KEY").map(|pem| pem.replace("\\n", "\n"));
-        if let Some(pem) = &jwt_key_pem {
-            if !pem.contains("-----BEGIN PUBLIC KEY-----") {
-                return Err(err("CLERK_JWT_KEY", "expected a PEM public key (-----BEGIN PUBLIC KEY-----…)"));
-            }
+        if let Some(pem) = &jwt_key_pem
+            && !pem.contains("-----BEGIN PUBLIC KEY-----")
+        {
+            return Err(err("CLERK_JWT_KEY", "expected a PEM public key (-----BEGIN PUBLIC KEY-----…)"));
         }
         let clerk = ClerkConfig {
             jwt_key_pem,
@@ -276,10 +312,18 @@ impl Config {
         let set = |n: &str| self.value(n).is_some();
         vec![
             ("clerk sign-in linking", self.clerk.is_configured(), "CLERK_JWT_KEY or CLERK_JWKS_URL"),
-            ("supabase admin sign-in", set("SUPABASE_URL") || set("SUPABASE_JWT_SECRET"), "SUPABASE_URL or SUPABASE_JWT_SECRET"),
+            (
+                "supabase admin sign-in",
+                set("SUPABASE_URL") || set("SUPABASE_JWT_SECRET"),
+                "SUPABASE_URL or SUPABASE_JWT_SECRET",
+            ),
             ("anthropic provider", set("ANTHROPIC_API_KEY"), "ANTHROPIC_API_KEY"),
             ("supermemory", set("SUPERMEMORY_API_KEY"), "SUPERMEMORY_API_KEY"),
-            ("langfuse traces", set("LANGFUSE_PUBLIC_KEY") && set("LANGFUSE_SECRET_KEY") && set("LANGFUSE_HOST"), "LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, LANGFUSE_HOST"),
+            (
+                "langfuse traces",
+                set("LANGFUSE_PUBLIC_KEY") && set("LANGFUSE_SECRET_KEY") && set("LANGFUSE_HOST"),
+                "LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, LANGFUSE_HOST",
+            ),
             ("posthog analytics", set("POSTHOG_API_KEY"), "POSTHOG_API_KEY"),
             ("redis shared rate limits", set("REDIS_URL"), "REDIS_URL"),
         ]
@@ -365,21 +409,47 @@ fn split_list(raw: &str) -> Vec<String> {
     raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
-/// `postgres://user:pw@host/db` → `postgres://user:[redacted]@host/db`.
+/// `postgres://user:pw@host/db?password=x` → `postgres://user:[redacted]@host/db?password=[redacted]`.
+/// Redacts the password of the authority and any query parameter that names a credential.
 pub fn redact_url_password(value: &str) -> String {
     let Some(scheme_end) = value.find("://") else { return value.to_owned() };
-    let rest = &value[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match (authority.rfind('@'), authority.find(':')) {
-        (Some(at), Some(colon)) if colon < at => format!(
-            "{}{}:[redacted]{}",
-            &value[..scheme_end + 3],
-            &authority[..colon],
-            &rest[at..]
-        ),
-        _ => value.to_owned(),
+    let (scheme, rest) = value.split_at(scheme_end + 3);
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    // The userinfo ends at the last '@' before the query (a raw '/' in a password must not hide it).
+    let mut out = String::from(scheme);
+    match before_query.rfind('@') {
+        Some(at) => {
+            let userinfo = &before_query[..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => out.push_str(&format!("{user}:[redacted]")),
+                None => out.push_str(userinfo),
+            }
+            out.push_str(&before_query[at..]);
+        }
+        None => out.push_str(before_query),
     }
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if is_credential_param(k) => format!("{k}=[redacted]"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+fn is_credential_param(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["password", "pass", "pwd", "secret", "token", "key", "sslpassword"]
+        .iter()
+        .any(|c| k == *c || k.ends_with(&format!("_{c}")))
 }
 
 #[cfg(test)]
@@ -419,32 +489,59 @@ mod tests {
     fn environment_beats_file_beats_default() {
         let file = "addr = \"127.0.0.1:9000\"\ndatabase_url = \"sqlite://f.db\"\ncors_origins = [\"https://a.example\", \"https://b.example\"]\n";
         let c = Config::from_sources(Some(file), env(&[("MENTORFY_ADDR", "127.0.0.1:9001")])).ok();
-        let c = c.map(|c| (c.addr.to_string(), c.origins["MENTORFY_ADDR"], c.value("DATABASE_URL").map(str::to_owned), c.cors_origins.len()));
+        let c = c.map(|c| {
+            (
+                c.addr.to_string(),
+                c.origins["MENTORFY_ADDR"],
+                c.value("DATABASE_URL").map(str::to_owned),
+                c.cors_origins.len(),
+            )
+        });
         assert_eq!(c, Some(("127.0.0.1:9001".into(), ValueOrigin::Env, Some("sqlite://f.db".into()), 2)));
     }
 
     #[test]
     fn unknown_file_keys_are_rejected() {
-        let e = Config::from_sources(Some("adress = \"x\"\n"), env(&[])).err().map(|e| e.to_string()).unwrap_or_default();
+        let e =
+            Config::from_sources(Some("adress = \"x\"\n"), env(&[])).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("unknown key 'adress'"), "{e}");
     }
 
     #[test]
     fn redacted_output_hides_secrets_and_url_passwords() {
-        let c = Config::from_sources(None, env(&[
-            ("ANTHROPIC_API_KEY", "sk-ant-secret"),
-            ("DATABASE_URL", "postgres://app:hunter2@db.example:5432/app"),
-        ])).ok();
+        let c = Config::from_sources(
+            None,
+            env(&[
+                ("ANTHROPIC_API_KEY", "sk-ant-secret"),
+                ("DATABASE_URL", "postgres://app:hunter2@db.example:5432/app"),
+            ]),
+        )
+        .ok();
         let shown = c.map(|c| format!("{:?}", c.redacted())).unwrap_or_default();
         assert!(!shown.contains("sk-ant-secret") && !shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("postgres://app:[redacted]@db.example:5432/app"), "{shown}");
     }
 
     #[test]
+    fn url_passwords_are_redacted_wherever_they_are() {
+        assert_eq!(
+            redact_url_password("postgres://app@db/app?password=hunter2&sslmode=require"),
+            "postgres://app@db/app?password=[redacted]&sslmode=require"
+        );
+        assert_eq!(redact_url_password("postgres://app:pa/ss@host/db"), "postgres://app:[redacted]@host/db");
+        assert_eq!(redact_url_password("redis://:s3cret@127.0.0.1:6379/0"), "redis://:[redacted]@127.0.0.1:6379/0");
+        assert_eq!(redact_url_password("sqlite://data/mentorfy.db"), "sqlite://data/mentorfy.db");
+    }
+
+    #[test]
     fn env_example_file_documents_every_variable_with_its_default() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.env.example");
         let committed = std::fs::read_to_string(path).unwrap_or_default();
-        assert_eq!(committed, env_example(), ".env.example is stale: run `cargo run -- config --env-example > .env.example`");
+        assert_eq!(
+            committed,
+            env_example(),
+            ".env.example is stale: run `cargo run -- config --env-example > .env.example`"
+        );
     }
 
     #[test]

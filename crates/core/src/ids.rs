@@ -49,13 +49,9 @@ pub struct OrgId(String);
 impl OrgId {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let ok_len = (1..=64).contains(&raw.len());
-        let ok_chars = raw
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let ok_chars = raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !ok_len || !ok_chars || raw.starts_with('-') || raw.ends_with('-') {
-            return Err(format!(
-                "'{raw}' is not an organisation id (1-64 characters of a-z, 0-9 and '-')"
-            ));
+            return Err(format!("'{raw}' is not an organisation id (1-64 characters of a-z, 0-9 and '-')"));
         }
         Ok(Self(raw.to_owned()))
     }

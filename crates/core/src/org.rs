@@ -19,10 +19,7 @@ pub struct Org {
 }
 
 /// Organisations shipped with the binary.
-const BUILTIN: &[(&str, &str)] = &[(
-    "rafael-tatts.toml",
-    include_str!("../../../orgs/rafael-tatts.toml"),
-)];
+const BUILTIN: &[(&str, &str)] = &[("rafael-tatts.toml", include_str!("../../../orgs/rafael-tatts.toml"))];
 
 #[derive(Clone, Debug, Default)]
 pub struct OrgRegistry {
@@ -38,16 +35,15 @@ impl OrgRegistry {
             reg.add_toml(name, text)?;
         }
         if let Some(dir) = extra_dir {
-            let entries = std::fs::read_dir(dir)
-                .map_err(|e| format!("MENTORFY_ORGS_DIR: cannot read {}: {e}", dir.display()))?;
+            let entries =
+                std::fs::read_dir(dir).map_err(|e| format!("MENTORFY_ORGS_DIR: cannot read {}: {e}", dir.display()))?;
             let mut paths: Vec<_> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "toml"))
                 .collect();
             paths.sort();
             for path in paths {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
                 reg.add_toml(&path.display().to_string(), &text)?;
             }
         }

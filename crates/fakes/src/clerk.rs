@@ -46,20 +46,12 @@ pub struct ClerkKeys {
 impl ClerkKeys {
     /// The key the fake Clerk instance signs with.
     pub fn primary() -> Self {
-        Self {
-            kid: "ins_test_primary",
-            private_pem: PRIMARY_PRIVATE_PEM,
-            public_pem: PRIMARY_PUBLIC_PEM,
-        }
+        Self { kid: "ins_test_primary", private_pem: PRIMARY_PRIVATE_PEM, public_pem: PRIMARY_PUBLIC_PEM }
     }
 
     /// An unrelated key pair: for "wrong key" and key-rotation tests.
     pub fn other() -> Self {
-        Self {
-            kid: "ins_test_other",
-            private_pem: OTHER_PRIVATE_PEM,
-            public_pem: OTHER_PUBLIC_PEM,
-        }
+        Self { kid: "ins_test_other", private_pem: OTHER_PRIVATE_PEM, public_pem: OTHER_PUBLIC_PEM }
     }
 
     /// The public key as an SPKI PEM (`-----BEGIN PUBLIC KEY-----`), as Clerk shows it for `CLERK_JWT_KEY`.
@@ -104,8 +96,7 @@ impl ClerkKeys {
             clippy::expect_used,
             reason = "the embedded test keys are known-good; a failure here is a broken fixture, not a runtime case"
         )]
-        let key = EncodingKey::from_rsa_pem(self.private_pem.as_bytes())
-            .expect("embedded test private key parses");
+        let key = EncodingKey::from_rsa_pem(self.private_pem.as_bytes()).expect("embedded test private key parses");
         #[expect(
             clippy::expect_used,
             reason = "signing JSON with a known-good RSA key under an RSA algorithm cannot fail"
@@ -139,11 +130,7 @@ pub fn session_token(sub: &str) -> Value {
 
 /// An unsigned compact JWS (`header.claims.`, empty signature), for `alg: none` style attacks.
 pub fn unsigned_token(header: &Value, claims: &Value) -> String {
-    format!(
-        "{}.{}.",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    )
+    format!("{}.{}.", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()))
 }
 
 fn parse_public_pem(pem: &str) -> RsaPublicKey {
@@ -182,9 +169,7 @@ impl FakeJwksServer {
             delay_ms: AtomicU64::new(0),
             fetches: AtomicUsize::new(0),
         });
-        let app = Router::new()
-            .route(JWKS_PATH, get(serve_jwks))
-            .with_state(Arc::clone(&shared));
+        let app = Router::new().route(JWKS_PATH, get(serve_jwks)).with_state(Arc::clone(&shared));
         let task = tokio::spawn(async move {
             // The server only stops when the task is aborted; an accept error ends it, which tests will notice.
             let _ = axum::serve(listener, app).await;
@@ -204,11 +189,7 @@ impl FakeJwksServer {
 
     /// Replaces the served key set (key rotation).
     pub fn set_keys(&self, keys: Vec<Value>) {
-        *self
-            .shared
-            .keys
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = keys;
+        *self.shared.keys.lock().unwrap_or_else(PoisonError::into_inner) = keys;
     }
 
     /// When true, answers HTTP 500 instead of the key set.
@@ -244,11 +225,7 @@ async fn serve_jwks(State(shared): State<Arc<Shared>>) -> Response {
         let body = json!({"errors": [{"message": "Internal server error", "code": "internal_clerk_error"}]});
         return (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();
     }
-    let keys = shared
-        .keys
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
+    let keys = shared.keys.lock().unwrap_or_else(PoisonError::into_inner).clone();
     Json(json!({ "keys": keys })).into_response()
 }
 
@@ -263,10 +240,7 @@ mod tests {
 
     #[test]
     fn primary_and_other_are_different_keys() {
-        assert_ne!(
-            ClerkKeys::primary().jwk()["n"],
-            ClerkKeys::other().jwk()["n"]
-        );
+        assert_ne!(ClerkKeys::primary().jwk()["n"], ClerkKeys::other().jwk()["n"]);
         assert_ne!(ClerkKeys::primary().kid(), ClerkKeys::other().kid());
     }
 

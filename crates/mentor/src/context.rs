@@ -46,7 +46,10 @@ mod tests {
         let patch = json!({"a": {"y": {"more": 2}, "z": 3}, "list": [3], "gone": null, "new": "v"});
         let (out, changed) = merged(base, patch);
         assert!(changed);
-        assert_eq!(out, json!({"a": {"x": 1, "y": {"deep": true, "more": 2}, "z": 3}, "list": [3], "keep": "me", "new": "v"}));
+        assert_eq!(
+            out,
+            json!({"a": {"x": 1, "y": {"deep": true, "more": 2}, "z": 3}, "list": [3], "keep": "me", "new": "v"})
+        );
     }
 
     #[test]

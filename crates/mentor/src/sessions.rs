@@ -80,7 +80,11 @@ impl Sessions {
     }
 
     /// Creates a session, or returns the one the verified user (`verified_user`, a Clerk `sub`) already has.
-    pub async fn create(&self, input: CreateSession, verified_user: Option<&str>) -> Result<CreateOutcome, MentorError> {
+    pub async fn create(
+        &self,
+        input: CreateSession,
+        verified_user: Option<&str>,
+    ) -> Result<CreateOutcome, MentorError> {
         let org = self
             .orgs
             .get(&input.org_id)
@@ -92,10 +96,10 @@ impl Sessions {
             input.phone.map_or(FieldUpdate::Keep, FieldUpdate::Set),
             input.name.map_or(FieldUpdate::Keep, FieldUpdate::Set),
         )?;
-        if let Some(user) = verified_user {
-            if let Some(existing) = self.store.latest_session_for_user(&org, user).await? {
-                return Ok(CreateOutcome { session: existing, returning: true, account_exists: false });
-            }
+        if let Some(user) = verified_user
+            && let Some(existing) = self.store.latest_session_for_user(&org, user).await?
+        {
+            return Ok(CreateOutcome { session: existing, returning: true, account_exists: false });
         }
         let id = SessionId::new_random();
         let mut session = Session {
@@ -204,7 +208,9 @@ impl Sessions {
 
     async fn account_exists(&self, session: &Session) -> Result<bool, MentorError> {
         match (&session.email, &session.clerk_user_id) {
-            (Some(email), None) => Ok(self.store.linked_session_with_email_exists(&session.org_id, email, session.id).await?),
+            (Some(email), None) => {
+                Ok(self.store.linked_session_with_email_exists(&session.org_id, email, session.id).await?)
+            }
             _ => Ok(false),
         }
     }
@@ -218,7 +224,9 @@ fn parse_field(
     Ok(match update {
         FieldUpdate::Keep => FieldUpdate::Keep,
         FieldUpdate::Clear => FieldUpdate::Clear,
-        FieldUpdate::Set(raw) => FieldUpdate::Set(parse(&raw).map_err(|m| MentorError::invalid(field, format!("{field} {m}")))?),
+        FieldUpdate::Set(raw) => {
+            FieldUpdate::Set(parse(&raw).map_err(|m| MentorError::invalid(field, format!("{field} {m}")))?)
+        }
     })
 }
 

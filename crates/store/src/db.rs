@@ -162,7 +162,8 @@ impl Store {
         };
         // Before the first run the bookkeeping table does not exist: nothing was applied.
         let applied = sea_query::Query::select().column("version").from("_sqlx_migrations").to_owned();
-        let before: Vec<i64> = self.fetch_all::<(i64,)>(&applied).await.unwrap_or_default().into_iter().map(|(v,)| v).collect();
+        let before: Vec<i64> =
+            self.fetch_all::<(i64,)>(&applied).await.unwrap_or_default().into_iter().map(|(v,)| v).collect();
         match self.writer() {
             Pool::Sqlite(p) => migrator.run(p).await?,
             Pool::Postgres(p) => migrator.run(p).await?,

@@ -19,10 +19,14 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() || db.is_check_violation() || db.is_foreign_key_violation() => {
+            sqlx::Error::Database(db)
+                if db.is_unique_violation() || db.is_check_violation() || db.is_foreign_key_violation() =>
+            {
                 StoreError::Conflict(db.message().to_owned())
             }
-            sqlx::Error::Database(db) if is_busy(db.code().as_deref()) => StoreError::Unavailable(db.message().to_owned()),
+            sqlx::Error::Database(db) if is_busy(db.code().as_deref()) => {
+                StoreError::Unavailable(db.message().to_owned())
+            }
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
                 StoreError::Unavailable(e.to_string())
             }
@@ -39,5 +43,6 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 
 /// SQLite's SQLITE_BUSY (5) / SQLITE_LOCKED (6), PostgreSQL's serialization/deadlock/connection classes.
 fn is_busy(code: Option<&str>) -> bool {
-    matches!(code, Some("5" | "6" | "517" | "40001" | "40P01" | "57P01" | "57P03")) || code.is_some_and(|c| c.starts_with("08"))
+    matches!(code, Some("5" | "6" | "517" | "40001" | "40P01" | "57P01" | "57P03"))
+        || code.is_some_and(|c| c.starts_with("08"))
 }

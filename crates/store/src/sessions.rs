@@ -116,10 +116,8 @@ impl Store {
         E: From<StoreError>,
     {
         let mut tx = self.begin_for_update().await?;
-        let select = select_sessions()
-            .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
-            .lock(LockType::Update)
-            .to_owned();
+        let select =
+            select_sessions().and_where(Expr::col(Sessions::Id).eq(id.as_uuid())).lock(LockType::Update).to_owned();
         let Some(row) = tx.fetch_optional::<SessionRow>(&select).await? else {
             return Ok(None);
         };
@@ -149,7 +147,11 @@ impl Store {
     }
 
     /// The most recently active session of `org` linked to this Clerk user.
-    pub async fn latest_session_for_user(&self, org: &OrgId, clerk_user_id: &str) -> Result<Option<Session>, StoreError> {
+    pub async fn latest_session_for_user(
+        &self,
+        org: &OrgId,
+        clerk_user_id: &str,
+    ) -> Result<Option<Session>, StoreError> {
         let stmt = select_sessions()
             .and_where(Expr::col(Sessions::OrgId).eq(org.as_str()))
             .and_where(Expr::col(Sessions::ClerkUserId).eq(clerk_user_id))

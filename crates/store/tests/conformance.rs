@@ -1,5 +1,6 @@
 //! The store conformance suite: every test runs on SQLite and on PostgreSQL (when `TEST_DATABASE_URL` is set),
 //! so the two backends cannot drift apart.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns
 
 use mentorfy_core::{OrgId, Session, SessionId, SessionStatus};
 use mentorfy_store::{Store, StoreError};
@@ -58,10 +59,7 @@ async fn session_round_trips_every_column(db: TestDb) {
 async fn unknown_session_is_none(db: TestDb) {
     let store = db.store().await;
     assert!(store.get_session(SessionId::new_random()).await.expect("get").is_none());
-    let modified = store
-        .modify_session(SessionId::new_random(), |_s| Ok::<(), StoreError>(()))
-        .await
-        .expect("modify");
+    let modified = store.modify_session(SessionId::new_random(), |_s| Ok::<(), StoreError>(())).await.expect("modify");
     assert!(modified.is_none());
 }
 

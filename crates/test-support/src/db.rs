@@ -36,7 +36,8 @@ impl TestDb {
             }
             Backend::Postgres => {
                 let admin = std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())?;
-                let (url, schema) = create_scratch_schema(&admin, "t").await.expect("create a schema in TEST_DATABASE_URL");
+                let (url, schema) =
+                    create_scratch_schema(&admin, "t").await.expect("create a schema in TEST_DATABASE_URL");
                 Some(Self { backend, url, _dir: None, pg_cleanup: Some((admin, schema)) })
             }
         }

@@ -1,6 +1,7 @@
 //! Test scaffolding shared by every crate's integration tests: real databases (a temp SQLite file, or a fresh
 //! PostgreSQL schema when `TEST_DATABASE_URL` is set) and the real app on a random port. Never used by
 //! production code.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test scaffolding: failing loudly is the point
 
 pub mod app;
 pub mod db;

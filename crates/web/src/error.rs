@@ -71,15 +71,21 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match (&self.internal, self.status.is_server_error()) {
-            (Some(detail), true) => tracing::error!(code = self.code, status = self.status.as_u16(), detail = %detail, "request failed"),
-            (Some(detail), false) => tracing::info!(code = self.code, status = self.status.as_u16(), detail = %detail, "request refused"),
+            (Some(detail), true) => {
+                tracing::error!(code = self.code, status = self.status.as_u16(), detail = %detail, "request failed")
+            }
+            (Some(detail), false) => {
+                tracing::info!(code = self.code, status = self.status.as_u16(), detail = %detail, "request refused")
+            }
             (None, true) => tracing::warn!(code = self.code, status = self.status.as_u16(), "request failed"),
             (None, false) => tracing::debug!(code = self.code, status = self.status.as_u16(), "request refused"),
         }
         let body = json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -108,9 +114,12 @@ impl From<MentorError> for AppError {
         match e {
             MentorError::NotFound(m) => AppError::not_found(m),
             MentorError::Invalid { field, message } => {
-                AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message).with_details(json!({"field": field}))
+                AppError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message)
+                    .with_details(json!({"field": field}))
             }
-            MentorError::UnknownOrg(m) => AppError::new(StatusCode::BAD_REQUEST, "unknown_org", m).with_details(json!({"field": "orgId"})),
+            MentorError::UnknownOrg(m) => {
+                AppError::new(StatusCode::BAD_REQUEST, "unknown_org", m).with_details(json!({"field": "orgId"}))
+            }
             MentorError::Forbidden(m) => AppError::new(StatusCode::FORBIDDEN, "forbidden", m),
             MentorError::Conflict(m) => AppError::new(StatusCode::CONFLICT, "conflict", m),
             MentorError::Store(s) => s.into(),
@@ -121,7 +130,9 @@ impl From<MentorError> for AppError {
 impl From<AuthError> for AppError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::InvalidToken(why) => AppError::unauthorized(format!("the Clerk session token was refused: {why}")),
+            AuthError::InvalidToken(why) => {
+                AppError::unauthorized(format!("the Clerk session token was refused: {why}"))
+            }
             AuthError::Unavailable(detail) => {
                 let mut err = AppError::unavailable("cannot verify the sign-in token right now; try again shortly");
                 err.internal = Some(detail);

@@ -58,16 +58,28 @@ fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
 }
 
 fn unsupported_media_type() -> AppError {
-    AppError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body as JSON with Content-Type: application/json")
+    AppError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the body as JSON with Content-Type: application/json",
+    )
 }
 
 async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, AppError> {
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is larger than {} KiB", BODY_LIMIT / 1024))
-                .with_details(json!({"limit_bytes": BODY_LIMIT}))
+            AppError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is larger than {} KiB", BODY_LIMIT / 1024),
+            )
+            .with_details(json!({"limit_bytes": BODY_LIMIT}))
         } else {
-            AppError::new(StatusCode::BAD_REQUEST, "bad_request", format!("could not read the body: {}", rejection.body_text()))
+            AppError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("could not read the body: {}", rejection.body_text()),
+            )
         }
     })
 }
@@ -104,7 +116,8 @@ fn json_error(path: &str, e: &serde_json::Error) -> AppError {
                 Some(f) => format!("{f}: {reason}"),
                 None => format!("the body has the wrong shape: {reason}"),
             };
-            AppError::new(StatusCode::BAD_REQUEST, "invalid_field", message).with_details(json!({"field": field, "reason": reason}))
+            AppError::new(StatusCode::BAD_REQUEST, "invalid_field", message)
+                .with_details(json!({"field": field, "reason": reason}))
         }
     }
 }

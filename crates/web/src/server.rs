@@ -60,7 +60,10 @@ pub async fn prepare(config: Arc<Config>) -> Result<AppState, StartupError> {
             authorized_parties: config.clerk.authorized_parties.clone(),
             ..ClerkSettings::default()
         };
-        Some(ClerkVerifier::new(settings, http).map_err(|e| StartupError(format!("CLERK_JWT_KEY / CLERK_JWKS_URL: {e}")))?)
+        Some(
+            ClerkVerifier::new(settings, http)
+                .map_err(|e| StartupError(format!("CLERK_JWT_KEY / CLERK_JWKS_URL: {e}")))?,
+        )
     } else {
         None
     };
@@ -97,13 +100,18 @@ pub fn app(state: AppState) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
-                    let id = req.extensions().get::<RequestId>().and_then(|r| r.header_value().to_str().ok()).unwrap_or("");
+                    let id =
+                        req.extensions().get::<RequestId>().and_then(|r| r.header_value().to_str().ok()).unwrap_or("");
                     // The path only: query strings may carry personal data.
                     tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
                 })
                 .on_request(())
                 .on_response(|res: &Response, latency: Duration, _span: &tracing::Span| {
-                    tracing::info!(status = res.status().as_u16(), latency_ms = latency.as_secs_f64() * 1000.0, "response");
+                    tracing::info!(
+                        status = res.status().as_u16(),
+                        latency_ms = latency.as_secs_f64() * 1000.0,
+                        "response"
+                    );
                 }),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -116,7 +124,11 @@ fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// Serves until `shutdown` resolves, then stops accepting, gives in-flight requests up to
 /// `shutdown_timeout` to finish, stops background tasks and closes the pool.
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let config = state.config().clone();
     let store = state.store().clone();
     let stop = CancellationToken::new();
@@ -194,7 +206,8 @@ async fn drop_bad_request_id(mut req: Request, next: Next) -> Response {
 async fn request_timeout(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
     match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(res) => res,
-        Err(_) => AppError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long; try again").into_response(),
+        Err(_) => AppError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long; try again")
+            .into_response(),
     }
 }
 
@@ -203,5 +216,9 @@ async fn not_found(req: Request) -> AppError {
 }
 
 async fn method_not_allowed(req: Request) -> AppError {
-    AppError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{} is not allowed on {}", req.method(), req.uri().path()))
+    AppError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
 }

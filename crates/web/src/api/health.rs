@@ -29,7 +29,8 @@ pub async fn get_readyz(State(state): State<AppState>) -> Result<Json<HealthResp
     match state.store().ping().await {
         Ok(()) => Ok(Json(HealthResponse { status: "ready" })),
         Err(e) => {
-            let mut err = AppError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the database is unreachable");
+            let mut err =
+                AppError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the database is unreachable");
             err.internal = Some(e.to_string());
             Err(err)
         }

@@ -189,7 +189,10 @@ pub async fn create_session(
 #[utoipa::path(get, path = "/api/session/{id}", tag = "sessions",
     params(("id" = String, Path, description = "Session id (UUID)")),
     responses((status = 200, body = SessionView), (status = 404, body = ErrorEnvelope)))]
-pub async fn get_session(State(state): State<AppState>, SessionIdPath(id): SessionIdPath) -> Result<axum::Json<SessionView>, AppError> {
+pub async fn get_session(
+    State(state): State<AppState>,
+    SessionIdPath(id): SessionIdPath,
+) -> Result<axum::Json<SessionView>, AppError> {
     Ok(axum::Json(state.sessions().get(id).await?.into()))
 }
 
@@ -233,7 +236,11 @@ pub async fn complete_session(
     JsonOrEmpty(body): JsonOrEmpty<CompleteSessionRequest>,
 ) -> Result<axum::Json<CompleteSessionResponse>, AppError> {
     let session = state.sessions().complete(id, body.context).await?;
-    Ok(axum::Json(CompleteSessionResponse { success: true, session_id: session.id.to_string(), status: session.status.as_str() }))
+    Ok(axum::Json(CompleteSessionResponse {
+        success: true,
+        session_id: session.id.to_string(),
+        status: session.status.as_str(),
+    }))
 }
 
 /// Link the session to the signed-in Clerk user.
@@ -259,7 +266,8 @@ pub async fn link_session(
     Json(body): Json<LinkSessionRequest>,
 ) -> Result<axum::Json<LinkSessionResponse>, AppError> {
     state.require_clerk()?;
-    let token = token.ok_or_else(|| AppError::unauthorized("linking needs Authorization: Bearer <Clerk session token>"))?;
+    let token =
+        token.ok_or_else(|| AppError::unauthorized("linking needs Authorization: Bearer <Clerk session token>"))?;
     let claims = state.verify_clerk(&token).await?;
     let session = state.sessions().link(id, &body.clerk_user_id, &claims.sub).await?;
     Ok(axum::Json(LinkSessionResponse { success: true, session_id: session.id.to_string(), linked: true }))

@@ -1,4 +1,5 @@
 //! Integration tests of the HTTP API: the real app on a random port, on SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns
 
 mod errors;
 mod platform;

@@ -25,7 +25,8 @@ async fn healthz_is_alive_and_readyz_follows_the_database(db: TestDb) {
 
 async fn every_response_carries_a_request_id(db: TestDb) {
     let app = TestApp::spawn(db).await;
-    let id_of = |res: &reqwest::Response| res.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let id_of =
+        |res: &reqwest::Response| res.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let a = id_of(&app.get("/healthz").await).expect("generated id");
     let b = id_of(&app.get("/api/nope").await).expect("id on errors too");
     assert_ne!(a, b);
@@ -50,13 +51,19 @@ async fn cors_allows_configured_origins_only(db: TestDb) {
             .send()
     };
     let ok = preflight("https://app.example.com").await.expect("preflight");
-    assert_eq!(ok.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()), Some("https://app.example.com"));
-    let methods = ok.headers().get("access-control-allow-methods").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert_eq!(
+        ok.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()),
+        Some("https://app.example.com")
+    );
+    let methods =
+        ok.headers().get("access-control-allow-methods").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     assert!(methods.contains("PATCH"), "{methods}");
     let refused = preflight("https://evil.example").await.expect("preflight");
     assert!(refused.headers().get("access-control-allow-origin").is_none());
-    let res = app.client.get(app.url("/healthz")).header("origin", "https://app.example.com").send().await.expect("get");
-    let exposed = res.headers().get("access-control-expose-headers").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let res =
+        app.client.get(app.url("/healthz")).header("origin", "https://app.example.com").send().await.expect("get");
+    let exposed =
+        res.headers().get("access-control-expose-headers").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     assert!(exposed.contains("x-request-id"), "{exposed}");
 }
 
@@ -64,7 +71,14 @@ async fn openapi_document_and_docs_page_are_served(db: TestDb) {
     let app = TestApp::spawn(db).await;
     let doc = expect_json(app.get("/openapi.json").await, 200).await;
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{}", doc["openapi"]);
-    for path in ["/api/session", "/api/session/{id}", "/api/session/{id}/complete", "/api/session/{id}/link", "/healthz", "/readyz"] {
+    for path in [
+        "/api/session",
+        "/api/session/{id}",
+        "/api/session/{id}/complete",
+        "/api/session/{id}/link",
+        "/healthz",
+        "/readyz",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }
     assert!(doc["paths"]["/api/session/{id}"].get("patch").is_some());

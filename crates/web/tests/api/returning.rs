@@ -33,6 +33,10 @@ async fn link(app: &TestApp, id: &str, body_user: &str, token: Option<&str>) -> 
     req.send().await.expect("request")
 }
 
+async fn create_with_token(app: &TestApp, token: &str, body: serde_json::Value) -> reqwest::Response {
+    app.client.post(app.url("/api/session")).bearer_auth(token).json(&body).send().await.expect("request")
+}
+
 async fn link_with_a_valid_token_links_the_session(db: TestDb) {
     let app = clerk_app(db).await;
     let id = app.create_session(json!({"orgId": "rafael-tatts"})).await;
@@ -95,7 +99,8 @@ async fn link_needs_a_valid_token(db: TestDb) {
 async fn link_without_clerk_configured_is_503_naming_the_variables(db: TestDb) {
     let app = TestApp::spawn(db).await;
     let id = app.create_session(json!({"orgId": "rafael-tatts"})).await;
-    let err = expect_error(link(&app, &id, "user_ana", Some(&token_for("user_ana"))).await, 503, "service_unavailable").await;
+    let err =
+        expect_error(link(&app, &id, "user_ana", Some(&token_for("user_ana"))).await, 503, "service_unavailable").await;
     let message = err["message"].as_str().expect("message");
     assert!(message.contains("CLERK_JWT_KEY") && message.contains("CLERK_JWKS_URL"), "{message}");
 }
@@ -128,7 +133,11 @@ async fn matching_email_without_sign_in_gets_a_new_session_and_account_exists(db
     let app = clerk_app(db).await;
     let original = app.create_session(json!({"orgId": "rafael-tatts", "email": "ana@example.com"})).await;
     expect_json(link(&app, &original, "user_ana", Some(&token_for("user_ana"))).await, 200).await;
-    expect_json(app.patch_json(&format!("/api/session/{original}"), &json!({"context": {"secret": "my answers"}})).await, 200).await;
+    expect_json(
+        app.patch_json(&format!("/api/session/{original}"), &json!({"context": {"secret": "my answers"}})).await,
+        200,
+    )
+    .await;
 
     let res = app.post_json("/api/session", &json!({"orgId": "rafael-tatts", "email": "ANA@example.com"})).await;
     let body = expect_json(res, 201).await;
@@ -152,14 +161,9 @@ async fn signed_in_owner_gets_their_own_session_back(db: TestDb) {
     let app = clerk_app(db).await;
     let original = app.create_session(json!({"orgId": "rafael-tatts", "email": "ana@example.com"})).await;
     expect_json(link(&app, &original, "user_ana", Some(&token_for("user_ana"))).await, 200).await;
-    let res = app
-        .client
-        .post(app.url("/api/session"))
-        .bearer_auth(token_for("user_ana"))
-        .json(&json!({"orgId": "rafael-tatts", "email": "ana@example.com"}))
-        .send()
-        .await
-        .expect("request");
+    let res =
+        create_with_token(&app, &token_for("user_ana"), json!({"orgId": "rafael-tatts", "email": "ana@example.com"}))
+            .await;
     let body = expect_json(res, 200).await;
     assert_eq!(body, json!({"sessionId": original, "returning": true, "accountExists": false}));
 }
@@ -168,14 +172,12 @@ async fn another_signed_in_user_never_gets_someone_elses_session(db: TestDb) {
     let app = clerk_app(db).await;
     let original = app.create_session(json!({"orgId": "rafael-tatts", "email": "ana@example.com"})).await;
     expect_json(link(&app, &original, "user_ana", Some(&token_for("user_ana"))).await, 200).await;
-    let res = app
-        .client
-        .post(app.url("/api/session"))
-        .bearer_auth(token_for("user_mallory"))
-        .json(&json!({"orgId": "rafael-tatts", "email": "ana@example.com"}))
-        .send()
-        .await
-        .expect("request");
+    let res = create_with_token(
+        &app,
+        &token_for("user_mallory"),
+        json!({"orgId": "rafael-tatts", "email": "ana@example.com"}),
+    )
+    .await;
     let body = expect_json(res, 201).await;
     assert_ne!(body["sessionId"], original.as_str());
     assert_eq!(body["returning"], false);
@@ -184,13 +186,6 @@ async fn another_signed_in_user_never_gets_someone_elses_session(db: TestDb) {
     let stored = app.store.get_session(id).await.expect("get").expect("exists");
     assert_eq!(stored.clerk_user_id.as_deref(), Some("user_mallory"));
     // A bad token on create is refused rather than silently ignored.
-    let res = app
-        .client
-        .post(app.url("/api/session"))
-        .bearer_auth("not-a-token")
-        .json(&json!({"orgId": "rafael-tatts"}))
-        .send()
-        .await
-        .expect("request");
+    let res = create_with_token(&app, "not-a-token", json!({"orgId": "rafael-tatts"})).await;
     expect_error(res, 401, "unauthorized").await;
 }

@@ -39,8 +39,11 @@ async fn create_then_get_restores_the_session(db: TestDb) {
     assert_eq!(got["status"], "in_progress");
     assert_eq!(got["linked"], false);
     assert!(got.get("clerkUserId").is_none() && !got.to_string().contains("clerk"), "{got}");
-    time::OffsetDateTime::parse(got["createdAt"].as_str().expect("createdAt"), &time::format_description::well_known::Rfc3339)
-        .expect("createdAt is RFC 3339");
+    time::OffsetDateTime::parse(
+        got["createdAt"].as_str().expect("createdAt"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("createdAt is RFC 3339");
 
     let stored = app.store.get_session(id.parse().expect("id")).await.expect("get").expect("stored");
     assert_eq!(stored.supermemory_container, format!("rafael-tatts-{id}"));
@@ -64,7 +67,9 @@ async fn contact_fields_are_normalised_on_create_and_patch(db: TestDb) {
     assert_eq!(got["phone"], "+15551234567");
     assert_eq!(got["name"], "Ana");
 
-    let res = app.patch_json(&format!("/api/session/{id}"), &json!({"phone": "+44 20 7946 0958", "email": "NEW@example.org"})).await;
+    let res = app
+        .patch_json(&format!("/api/session/{id}"), &json!({"phone": "+44 20 7946 0958", "email": "NEW@example.org"}))
+        .await;
     let patched = expect_json(res, 200).await;
     assert_eq!(patched, json!({"success": true, "sessionId": id, "accountExists": false}));
     let got = expect_json(app.get(&format!("/api/session/{id}")).await, 200).await;
@@ -115,7 +120,11 @@ async fn patch_deep_merges_context(db: TestDb) {
 
 async fn patch_null_clears_contact_fields_and_absent_keys_are_kept(db: TestDb) {
     let app = TestApp::spawn(db).await;
-    let id = app.create_session(json!({"orgId": "rafael-tatts", "email": "a@example.com", "phone": "+15551234567", "name": "Ana"})).await;
+    let id = app
+        .create_session(
+            json!({"orgId": "rafael-tatts", "email": "a@example.com", "phone": "+15551234567", "name": "Ana"}),
+        )
+        .await;
     let path = format!("/api/session/{id}");
     expect_json(app.patch_json(&path, &json!({"phone": null})).await, 200).await;
     let got = expect_json(app.get(&path).await, 200).await;
@@ -168,7 +177,8 @@ async fn unknown_or_malformed_session_ids_are_404(db: TestDb) {
     let unknown = uuid::Uuid::new_v4();
     expect_error(app.get(&format!("/api/session/{unknown}")).await, 404, "not_found").await;
     expect_error(app.get("/api/session/not-a-uuid").await, 404, "not_found").await;
-    expect_error(app.patch_json(&format!("/api/session/{unknown}"), &json!({"name": "A"})).await, 404, "not_found").await;
+    expect_error(app.patch_json(&format!("/api/session/{unknown}"), &json!({"name": "A"})).await, 404, "not_found")
+        .await;
     expect_error(app.post_json(&format!("/api/session/{unknown}/complete"), &json!({})).await, 404, "not_found").await;
 }
 
@@ -178,7 +188,8 @@ async fn context_growing_past_the_limit_is_refused(db: TestDb) {
     let path = format!("/api/session/{id}");
     let chunk = "x".repeat(100 * 1024);
     expect_json(app.patch_json(&path, &json!({"context": {"a": chunk}})).await, 200).await;
-    let err = expect_error(app.patch_json(&path, &json!({"context": {"b": chunk}})).await, 422, "validation_failed").await;
+    let err =
+        expect_error(app.patch_json(&path, &json!({"context": {"b": chunk}})).await, 422, "validation_failed").await;
     assert_eq!(err["details"]["field"], "context");
     let got = expect_json(app.get(&path).await, 200).await;
     assert!(got["context"].get("b").is_none() && got["context"].get("a").is_some());
@@ -189,7 +200,10 @@ async fn idle_sessions_are_swept_to_abandoned_and_activity_revives_them(db: Test
     let idle = app.create_session(json!({"orgId": "rafael-tatts"})).await;
     let fresh = app.create_session(json!({"orgId": "rafael-tatts"})).await;
     let idle_id = idle.parse().expect("id");
-    app.store.set_session_updated_at(idle_id, time::OffsetDateTime::now_utc() - time::Duration::hours(2)).await.expect("age");
+    app.store
+        .set_session_updated_at(idle_id, time::OffsetDateTime::now_utc() - time::Duration::hours(2))
+        .await
+        .expect("age");
 
     let mut status = SessionStatus::InProgress;
     for _ in 0..100 {
