@@ -211,3 +211,30 @@ async fn migrating_twice_applies_nothing_the_second_time(db: TestDb) {
     assert!(second.is_empty(), "{second:?}");
     store.ping().await.expect("ping");
 }
+
+mod checkpoint {
+    use super::*;
+
+    /// With auto-checkpointing off, the background checkpoint is what keeps SQLite's WAL from growing.
+    #[tokio::test]
+    async fn checkpoint_moves_the_wal_back_into_the_database() {
+        let db = TestDb::create(mentorfy_test_support::Backend::Sqlite).await.expect("sqlite");
+        let store = db.store().await;
+        for _ in 0..50 {
+            store.insert_session(&new_session("rafael-tatts")).await.expect("insert");
+        }
+        let wal = std::path::PathBuf::from(format!("{}-wal", db.url.trim_start_matches("sqlite://")));
+        let pages = store.checkpoint().await.expect("checkpoint");
+        assert!(pages > 0, "writes went to the WAL");
+        // After a checkpoint with no readers in the way, the next writer restarts the WAL from the beginning,
+        // so its size stops growing with the number of writes.
+        let size_after_first = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        for _ in 0..50 {
+            store.insert_session(&new_session("rafael-tatts")).await.expect("insert");
+        }
+        store.checkpoint().await.expect("checkpoint");
+        let size_after_second = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        assert!(size_after_second <= size_after_first, "{size_after_second} > {size_after_first}");
+        assert_eq!(store.list_sessions(&org("rafael-tatts"), 1000).await.expect("list").len(), 100);
+    }
+}

@@ -133,6 +133,7 @@ pub async fn serve(
     let store = state.store().clone();
     let stop = CancellationToken::new();
     let sweep = tokio::spawn(abandoned_sweep(state.clone(), stop.clone()));
+    let checkpoints = tokio::spawn(wal_checkpoints(store.clone(), stop.clone()));
 
     let graceful = stop.clone();
     let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move { graceful.cancelled().await });
@@ -153,6 +154,7 @@ pub async fn serve(
     };
     stop.cancel();
     let _ = sweep.await;
+    let _ = checkpoints.await;
     store.close().await;
     tracing::info!("shutdown complete");
     result
@@ -173,6 +175,21 @@ async fn abandoned_sweep(state: AppState, stop: CancellationToken) {
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "marked idle sessions abandoned"),
             Err(e) => tracing::warn!(error = %e, "abandoned-session sweep failed; will retry"),
+        }
+    }
+}
+
+/// Keeps SQLite's write-ahead log short off the request path (see `Store::checkpoint`).
+async fn wal_checkpoints(store: Store, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = store.checkpoint().await {
+            tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
         }
     }
 }
