@@ -1,0 +1,1 @@
+//! OTLP/HTTP trace export (placeholder; being written).
