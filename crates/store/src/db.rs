@@ -232,6 +232,12 @@ impl Store {
         execute(Target::Pool(self.writer()), stmt).await
     }
 
+    /// Runs a writing statement with a `RETURNING` clause (on SQLite, on the writer connection) and decodes the
+    /// row it returns, if any (none, for example, when `ON CONFLICT DO NOTHING` skipped the insert).
+    pub(crate) async fn write_returning<T: AnyRow>(&self, stmt: &impl SqlxBinder) -> Result<Option<T>, StoreError> {
+        fetch_optional(Target::Pool(self.writer()), stmt).await
+    }
+
     fn writer(&self) -> &Pool {
         self.sqlite_writer.as_ref().unwrap_or(&self.pool)
     }

@@ -2,10 +2,15 @@
 //! pool `DATABASE_URL` chose; dialect differences are fenced in `dialect.rs`. No other crate may contain SQL,
 //! and nothing here knows HTTP.
 
+mod conversations;
 mod db;
 mod dialect;
 mod error;
+mod llm_calls;
 mod sessions;
 
+pub use conversations::{ConversationRow, InsertOutcome, MessageRow, NewConversation, NewMessage};
 pub use db::{Store, StoreKind, create_scratch_schema, drop_scratch_schema};
+pub use dialect::now;
 pub use error::StoreError;
+pub use llm_calls::{LlmCallFilter, LlmCallRow};
