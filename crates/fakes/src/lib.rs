@@ -6,3 +6,4 @@ pub mod anthropic;
 pub mod clerk;
 pub mod openai;
 pub mod otlp;
+pub mod sse;

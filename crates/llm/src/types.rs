@@ -45,16 +45,26 @@ pub enum Role {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Content {
-    Text { text: String },
+    Text {
+        text: String,
+    },
     /// Extended thinking, sent back unchanged (with its signature) before tool calls of the same turn.
     Reasoning {
         text: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         signature: Option<String>,
     },
-    ToolCall { id: String, name: String, input: Value },
+    ToolCall {
+        id: String,
+        name: String,
+        input: Value,
+    },
     /// `output` is the text the model sees (JSON text for structured results).
-    ToolResult { call_id: String, output: String, is_error: bool },
+    ToolResult {
+        call_id: String,
+        output: String,
+        is_error: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -162,9 +172,11 @@ pub struct Usage {
     pub reasoning_tokens: Option<u64>,
 }
 
-impl Usage {
-    /// Sums two usages (a tool loop's steps); a field is `None` only if it is `None` in both.
-    pub fn add(self, other: Usage) -> Usage {
+/// Sums two usages (a tool loop's steps); a field is `None` only if it is `None` in both.
+impl std::ops::Add for Usage {
+    type Output = Usage;
+
+    fn add(self, other: Usage) -> Usage {
         fn sum(a: Option<u64>, b: Option<u64>) -> Option<u64> {
             match (a, b) {
                 (None, None) => None,
@@ -193,18 +205,48 @@ pub enum ToolInput {
 /// OpenAI: 0 for text, 1 for reasoning, 2 + tool index for tool calls), unique among open blocks of one call.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StreamEvent {
-    TextStart { block: usize },
-    TextDelta { block: usize, text: String },
-    TextEnd { block: usize },
-    ReasoningStart { block: usize },
-    ReasoningDelta { block: usize, text: String },
+    TextStart {
+        block: usize,
+    },
+    TextDelta {
+        block: usize,
+        text: String,
+    },
+    TextEnd {
+        block: usize,
+    },
+    ReasoningStart {
+        block: usize,
+    },
+    ReasoningDelta {
+        block: usize,
+        text: String,
+    },
     /// Anthropic's thinking signature, to be sent back with the block.
-    ReasoningSignature { block: usize, signature: String },
-    ReasoningEnd { block: usize },
-    ToolCallStart { block: usize, id: String, name: String },
+    ReasoningSignature {
+        block: usize,
+        signature: String,
+    },
+    ReasoningEnd {
+        block: usize,
+    },
+    ToolCallStart {
+        block: usize,
+        id: String,
+        name: String,
+    },
     /// A fragment of the tool input's JSON text (never empty).
-    ToolCallDelta { block: usize, id: String, json: String },
-    ToolCallEnd { block: usize, id: String, name: String, input: ToolInput },
+    ToolCallDelta {
+        block: usize,
+        id: String,
+        json: String,
+    },
+    ToolCallEnd {
+        block: usize,
+        id: String,
+        name: String,
+        input: ToolInput,
+    },
     /// The end of the call: always the last event of a successful stream.
     Finish(Completion),
 }
