@@ -71,10 +71,70 @@ pub const VARS: &[VarSpec] = &[
     secret("SUPABASE_SERVICE_ROLE_KEY", "Supabase service-role key."),
     secret("SUPABASE_JWT_SECRET", "Supabase legacy HS256 JWT secret."),
     secret("ANTHROPIC_API_KEY", "Anthropic API key: enables Claude agents."),
+    var("ANTHROPIC_BASE_URL", "https://api.anthropic.com", "Anthropic API base URL (`/v1/messages` is appended)."),
+    var("ANTHROPIC_VERSION", "2023-06-01", "The `anthropic-version` header sent with every Anthropic request."),
+    var(
+        "ANTHROPIC_AUTH_STYLE",
+        "x-api-key",
+        "`x-api-key` (API versions up to 2023-06-01) or `bearer` (`Authorization: Bearer`, newer API versions).",
+    ),
+    secret("OPENAI_API_KEY", "OpenAI (or compatible server) API key: enables agents with `provider = \"openai\"`."),
+    var(
+        "OPENAI_BASE_URL",
+        "https://api.openai.com/v1",
+        "OpenAI-compatible base URL (`/chat/completions` is appended): Ollama `http://localhost:11434/v1`, vLLM, llama.cpp, OpenRouter. A non-default URL enables the provider without a key.",
+    ),
+    var(
+        "OPENAI_PROVIDER_NAME",
+        "openai",
+        "Name of the OpenAI-compatible provider in traces (`gen_ai.provider.name`), e.g. `ollama`.",
+    ),
+    var(
+        "OPENAI_INCLUDE_USAGE",
+        "true",
+        "Send `stream_options.include_usage` (token counts for streamed calls); turn off for servers that reject it.",
+    ),
+    var("MENTORFY_LLM_CONNECT_TIMEOUT", "10s", "Longest wait to connect to an LLM provider."),
+    var(
+        "MENTORFY_LLM_FIRST_TOKEN_TIMEOUT",
+        "60s",
+        "Longest wait from sending an LLM request to its first token (retried like a connection error).",
+    ),
+    var("MENTORFY_LLM_TIMEOUT", "10m", "Longest time one LLM call may take in all, streaming included."),
+    var(
+        "MENTORFY_LLM_MAX_RETRIES",
+        "2",
+        "Retries of an LLM call that failed before its first token reached the client (408/409/429/5xx/529).",
+    ),
+    var(
+        "MENTORFY_PRICES_FILE",
+        "",
+        "TOML price table (USD per million tokens per model) laid over the built-in one; unknown models cost `null`.",
+    ),
+    var("MENTORFY_AGENTS_DIR", "", "Folder of extra agents, `<org>/<agent>.toml|yaml`; the shipped ones are built in."),
+    var(
+        "MENTORFY_CHAT_HISTORY_TURNS",
+        "10",
+        "How many recent turns (user + assistant) of the transcript go to the model.",
+    ),
+    var("MENTORFY_SSE_KEEPALIVE", "15s", "Interval of `: keep-alive` comments on an idle chat stream."),
     secret("SUPERMEMORY_API_KEY", "Supermemory API key: uses Supermemory instead of the embedded memory."),
     var("LANGFUSE_PUBLIC_KEY", "", "Langfuse public key: with the secret key and host, LLM traces go to Langfuse."),
     secret("LANGFUSE_SECRET_KEY", "Langfuse secret key."),
     var("LANGFUSE_HOST", "", "Langfuse base URL, e.g. `https://cloud.langfuse.com`."),
+    var(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "",
+        "OTLP/HTTP collector base URL (`/v1/traces` is appended): LLM calls are exported as GenAI spans. Langfuse wins when both are set.",
+    ),
+    var("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", "`http/protobuf` or `http/json` (gRPC is not supported)."),
+    secret("OTEL_EXPORTER_OTLP_HEADERS", "Headers for the OTLP collector, `key=value,key2=value2` (e.g. an API key)."),
+    var("OTEL_SERVICE_NAME", "mentorfy", "`service.name` of exported spans."),
+    var(
+        "MENTORFY_TRACE_CONTENT",
+        "false",
+        "Put prompts and answers on exported spans (`gen_ai.input.messages`, …). They are always kept in `llm_calls`.",
+    ),
     secret("POSTHOG_API_KEY", "PostHog project key: product analytics events."),
     var("POSTHOG_HOST", "", "PostHog host, e.g. `https://us.i.posthog.com`."),
     var(
@@ -123,6 +183,35 @@ impl ClerkConfig {
     }
 }
 
+/// LLM providers and the gateway's limits.
+#[derive(Clone, Debug)]
+pub struct LlmConfig {
+    pub anthropic_api_key: Option<Secret>,
+    pub anthropic_base_url: String,
+    pub anthropic_version: String,
+    /// `Authorization: Bearer` instead of `x-api-key`.
+    pub anthropic_bearer: bool,
+    pub openai_api_key: Option<Secret>,
+    pub openai_base_url: String,
+    /// Set when a key or a non-default base URL enables the OpenAI-compatible provider.
+    pub openai_enabled: bool,
+    pub openai_provider_name: String,
+    pub openai_include_usage: bool,
+    pub connect_timeout: Duration,
+    pub first_token_timeout: Duration,
+    pub total_timeout: Duration,
+    pub max_retries: u32,
+    pub prices_file: Option<PathBuf>,
+}
+
+/// Where LLM-call spans go.
+#[derive(Clone, Debug)]
+pub enum TraceExport {
+    Off,
+    Langfuse { host: String, public_key: String, secret_key: Secret },
+    Otlp { endpoint: String, json: bool, headers: Option<Secret> },
+}
+
 /// The effective configuration. Built only by [`Config::load`] (or [`Config::from_sources`] in tests).
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -141,6 +230,13 @@ pub struct Config {
     pub orgs_dir: Option<PathBuf>,
     pub default_country_code: Option<String>,
     pub clerk: ClerkConfig,
+    pub llm: LlmConfig,
+    pub agents_dir: Option<PathBuf>,
+    pub chat_history_turns: u32,
+    pub sse_keepalive: Duration,
+    pub trace_export: TraceExport,
+    pub otel_service_name: String,
+    pub trace_content: bool,
     /// Where each variable's value came from, for `mentorfy config`.
     pub origins: BTreeMap<&'static str, ValueOrigin>,
     /// The raw values of optional services (`ANTHROPIC_API_KEY`, …) keyed by variable name.
@@ -261,7 +357,79 @@ impl Config {
             authorized_parties: split_list(&get("CLERK_AUTHORIZED_PARTIES")),
             secret_key: opt("CLERK_SECRET_KEY").map(Secret::new),
         };
+        let llm = LlmConfig {
+            anthropic_api_key: opt("ANTHROPIC_API_KEY").map(Secret::new),
+            anthropic_base_url: parse_http_url("ANTHROPIC_BASE_URL", &get("ANTHROPIC_BASE_URL"))?,
+            anthropic_version: get("ANTHROPIC_VERSION"),
+            anthropic_bearer: match get("ANTHROPIC_AUTH_STYLE").as_str() {
+                "x-api-key" => false,
+                "bearer" => true,
+                other => return Err(err("ANTHROPIC_AUTH_STYLE", format!("'{other}' is not one of x-api-key, bearer"))),
+            },
+            openai_api_key: opt("OPENAI_API_KEY").map(Secret::new),
+            openai_base_url: parse_http_url("OPENAI_BASE_URL", &get("OPENAI_BASE_URL"))?,
+            openai_enabled: opt("OPENAI_API_KEY").is_some()
+                || origins.get("OPENAI_BASE_URL").is_some_and(|o| *o != ValueOrigin::Default),
+            openai_provider_name: get("OPENAI_PROVIDER_NAME"),
+            openai_include_usage: parse_bool("OPENAI_INCLUDE_USAGE", &get("OPENAI_INCLUDE_USAGE"))?,
+            connect_timeout: parse_duration("MENTORFY_LLM_CONNECT_TIMEOUT", &get("MENTORFY_LLM_CONNECT_TIMEOUT"))?,
+            first_token_timeout: parse_duration(
+                "MENTORFY_LLM_FIRST_TOKEN_TIMEOUT",
+                &get("MENTORFY_LLM_FIRST_TOKEN_TIMEOUT"),
+            )?,
+            total_timeout: parse_duration("MENTORFY_LLM_TIMEOUT", &get("MENTORFY_LLM_TIMEOUT"))?,
+            max_retries: parse_u32("MENTORFY_LLM_MAX_RETRIES", &get("MENTORFY_LLM_MAX_RETRIES"), 0, 10)?,
+            prices_file: opt("MENTORFY_PRICES_FILE").map(PathBuf::from),
+        };
+        if llm.anthropic_version.is_empty() {
+            return Err(err("ANTHROPIC_VERSION", "must not be empty (the default is 2023-06-01)"));
+        }
+        let json = match get("OTEL_EXPORTER_OTLP_PROTOCOL").as_str() {
+            "http/protobuf" => false,
+            "http/json" => true,
+            "grpc" => {
+                return Err(err(
+                    "OTEL_EXPORTER_OTLP_PROTOCOL",
+                    "grpc is not supported; use http/protobuf or http/json (Langfuse accepts both)",
+                ));
+            }
+            other => {
+                return Err(err(
+                    "OTEL_EXPORTER_OTLP_PROTOCOL",
+                    format!("'{other}' is not one of http/protobuf, http/json"),
+                ));
+            }
+        };
+        let langfuse = [opt("LANGFUSE_PUBLIC_KEY"), opt("LANGFUSE_SECRET_KEY"), opt("LANGFUSE_HOST")];
+        let trace_export = match langfuse {
+            [Some(public_key), Some(secret_key), Some(host)] => TraceExport::Langfuse {
+                host: parse_http_url("LANGFUSE_HOST", &host)?,
+                public_key,
+                secret_key: Secret::new(secret_key),
+            },
+            [None, None, None] => match opt("OTEL_EXPORTER_OTLP_ENDPOINT") {
+                Some(endpoint) => TraceExport::Otlp {
+                    endpoint: parse_http_url("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)?,
+                    json,
+                    headers: opt("OTEL_EXPORTER_OTLP_HEADERS").map(Secret::new),
+                },
+                None => TraceExport::Off,
+            },
+            _ => {
+                return Err(err(
+                    "LANGFUSE_PUBLIC_KEY",
+                    "Langfuse needs all three of LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY and LANGFUSE_HOST",
+                ));
+            }
+        };
         Ok(Self {
+            llm,
+            agents_dir: opt("MENTORFY_AGENTS_DIR").map(PathBuf::from),
+            chat_history_turns: parse_u32("MENTORFY_CHAT_HISTORY_TURNS", &get("MENTORFY_CHAT_HISTORY_TURNS"), 0, 500)?,
+            sse_keepalive: parse_duration("MENTORFY_SSE_KEEPALIVE", &get("MENTORFY_SSE_KEEPALIVE"))?,
+            trace_export,
+            otel_service_name: get("OTEL_SERVICE_NAME"),
+            trace_content: parse_bool("MENTORFY_TRACE_CONTENT", &get("MENTORFY_TRACE_CONTENT"))?,
             addr,
             database_url: Secret::new(database_url),
             database_kind,
@@ -318,6 +486,8 @@ impl Config {
                 "SUPABASE_URL or SUPABASE_JWT_SECRET",
             ),
             ("anthropic provider", set("ANTHROPIC_API_KEY"), "ANTHROPIC_API_KEY"),
+            ("openai-compatible provider", self.llm.openai_enabled, "OPENAI_API_KEY or OPENAI_BASE_URL"),
+            ("otlp trace export", matches!(self.trace_export, TraceExport::Otlp { .. }), "OTEL_EXPORTER_OTLP_ENDPOINT"),
             ("supermemory", set("SUPERMEMORY_API_KEY"), "SUPERMEMORY_API_KEY"),
             (
                 "langfuse traces",
@@ -402,6 +572,23 @@ pub fn parse_duration(var: &str, raw: &str) -> Result<Duration, ConfigError> {
         "h" => secs(3600),
         "d" => secs(86_400),
         _ => Err(bad()),
+    }
+}
+
+fn parse_bool(var: &str, raw: &str) -> Result<bool, ConfigError> {
+    match raw.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(err(var, format!("'{raw}' is not true or false"))),
+    }
+}
+
+/// An `http(s)://` URL without a trailing slash.
+fn parse_http_url(var: &str, raw: &str) -> Result<String, ConfigError> {
+    let rest = raw.strip_prefix("https://").or_else(|| raw.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(raw.trim_end_matches('/').to_owned()),
+        _ => Err(err(var, format!("'{raw}' is not an http(s) URL"))),
     }
 }
 

@@ -7,7 +7,7 @@ pub mod org;
 pub mod secret;
 pub mod session;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, LlmConfig, TraceExport};
 pub use ids::{OrgId, SessionId};
 pub use org::{Org, OrgRegistry};
 pub use secret::Secret;
