@@ -21,6 +21,9 @@ pub enum MentorError {
     Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The model could not be called or failed before answering.
+    #[error(transparent)]
+    Llm(#[from] mentorfy_llm::LlmError),
 }
 
 impl MentorError {

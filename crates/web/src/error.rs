@@ -6,6 +6,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mentorfy_auth::AuthError;
+use mentorfy_llm::{LlmError, ProviderKind};
 use mentorfy_mentor::MentorError;
 use mentorfy_store::StoreError;
 use serde::Serialize;
@@ -20,6 +21,8 @@ pub struct AppError {
     pub details: Value,
     /// Logged, never sent.
     pub internal: Option<String>,
+    /// Sent as `retry-after` (seconds).
+    pub retry_after: Option<u64>,
 }
 
 /// The error envelope, as documented in the OpenAPI document.
@@ -41,7 +44,7 @@ pub struct ErrorBody {
 
 impl AppError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: Value::Null, internal: None }
+        Self { status, code, message: message.into(), details: Value::Null, internal: None, retry_after: None }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -87,6 +90,9 @@ impl IntoResponse for AppError {
                 .headers_mut()
                 .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
         }
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
         response
     }
 }
@@ -123,6 +129,7 @@ impl From<MentorError> for AppError {
             MentorError::Forbidden(m) => AppError::new(StatusCode::FORBIDDEN, "forbidden", m),
             MentorError::Conflict(m) => AppError::new(StatusCode::CONFLICT, "conflict", m),
             MentorError::Store(s) => s.into(),
+            MentorError::Llm(e) => e.into(),
         }
     }
 }
@@ -140,5 +147,41 @@ impl From<AuthError> for AppError {
             }
             AuthError::Config(detail) => AppError::internal(detail),
         }
+    }
+}
+
+impl From<LlmError> for AppError {
+    fn from(e: LlmError) -> Self {
+        let public = e.public_message();
+        let detail = e.to_string();
+        let mut err = match &e {
+            LlmError::NotConfigured { provider } => {
+                let vars: &[&str] = match provider {
+                    ProviderKind::Anthropic => &["ANTHROPIC_API_KEY"],
+                    ProviderKind::OpenAi => &["OPENAI_API_KEY", "OPENAI_BASE_URL"],
+                };
+                return AppError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "provider_not_configured",
+                    format!("the {provider} provider is not configured on this server: set {}", vars.join(" or ")),
+                )
+                .with_details(json!({"provider": provider.as_str(), "missing": vars}));
+            }
+            LlmError::RateLimited { retry_after, .. } => {
+                let mut err = AppError::new(StatusCode::TOO_MANY_REQUESTS, "upstream_rate_limited", public);
+                err.retry_after = retry_after.map(|d| d.as_secs_f64().ceil() as u64).or(Some(1));
+                err
+            }
+            LlmError::SpendLimit { .. } => AppError::new(StatusCode::SERVICE_UNAVAILABLE, "upstream_quota", public),
+            LlmError::Timeout(_) => AppError::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", public),
+            _ => AppError::new(StatusCode::BAD_GATEWAY, "upstream_error", public),
+        };
+        if let Some(after) = e.retry_after()
+            && err.retry_after.is_none()
+        {
+            err.retry_after = Some(after.as_secs_f64().ceil() as u64);
+        }
+        err.internal = Some(detail);
+        err
     }
 }

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod ui_stream;
 
 pub use error::AppError;
 pub use server::{StartupError, app, prepare, serve};

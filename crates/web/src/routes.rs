@@ -6,7 +6,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::{health, sessions};
+use axum::extract::DefaultBodyLimit;
+
+use crate::api::{chat, health, sessions};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -20,6 +22,7 @@ use crate::state::AppState;
     modifiers(&SecurityAddon),
     tags(
         (name = "sessions", description = "Mentor's anonymous sessions"),
+        (name = "chat", description = "Agents: streamed chat in the AI SDK UI message stream format, and generations"),
         (name = "health", description = "Probes for load balancers and orchestrators"),
     )
 )]
@@ -52,5 +55,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(sessions::get_session, sessions::patch_session))
         .routes(routes!(sessions::complete_session))
         .routes(routes!(sessions::link_session))
+        .routes({
+            let (schemas, paths, method) = routes!(chat::chat);
+            (schemas, paths, method.layer(DefaultBodyLimit::max(chat::CHAT_BODY_LIMIT)))
+        })
+        .routes(routes!(chat::generate))
+        .routes(routes!(chat::list_agents))
         .split_for_parts()
 }

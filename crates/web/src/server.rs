@@ -11,8 +11,11 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use mentorfy_auth::{ClerkSettings, ClerkVerifier};
-use mentorfy_core::{Config, OrgRegistry};
-use mentorfy_mentor::Sessions;
+use mentorfy_core::config::redact_url_password;
+use mentorfy_core::{Config, LlmConfig, OrgRegistry, TraceExport};
+use mentorfy_llm::{AnthropicAuth, Gateway, GatewaySettings, PriceTable, ProviderKind, ProviderSettings};
+use mentorfy_mentor::{Agents, ChatService, Sessions, ToolRegistry, Tracer};
+use mentorfy_otlp::{Exporter, ExporterSettings, Protocol, Resource};
 use mentorfy_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -72,8 +75,73 @@ pub async fn prepare(config: Arc<Config>) -> Result<AppState, StartupError> {
             tracing::info!(feature, "{feature} disabled: set {vars} to enable it");
         }
     }
-    let sessions = Sessions::new(store.clone(), Arc::new(orgs), config.default_country_code.clone());
-    Ok(AppState::new(config, store, sessions, clerk))
+    let orgs = Arc::new(orgs);
+    let sessions = Sessions::new(store.clone(), orgs.clone(), config.default_country_code.clone());
+    let tools = ToolRegistry::builtin();
+    let agents = Agents::load(config.agents_dir.as_deref(), &orgs, &tools).map_err(StartupError)?;
+    for agent in agents.list() {
+        tracing::debug!(agent = %agent.id, provider = %agent.provider, model = %agent.model, "agent loaded");
+    }
+    let prices = PriceTable::load(config.llm.prices_file.as_deref())
+        .map_err(|e| StartupError(format!("MENTORFY_PRICES_FILE: {e}")))?;
+    let gateway = Gateway::new(gateway_settings(&config.llm))
+        .map_err(|e| StartupError(format!("cannot build the LLM gateway: {e}")))?;
+    let exporter = trace_exporter(&config)?;
+    let tracer = Tracer::new(store.clone(), exporter, Arc::new(prices), config.trace_content);
+    let chat = ChatService::new(store.clone(), orgs, gateway.clone(), agents, tools, tracer, config.chat_history_turns);
+    Ok(AppState::new(config, store, sessions, clerk, chat, gateway))
+}
+
+/// The gateway's providers and limits, from the configuration.
+pub fn gateway_settings(llm: &LlmConfig) -> GatewaySettings {
+    let anthropic = llm.anthropic_api_key.as_ref().map(|key| ProviderSettings {
+        kind: ProviderKind::Anthropic,
+        name: "anthropic".to_owned(),
+        base_url: llm.anthropic_base_url.clone(),
+        api_key: Some(key.expose().to_owned()),
+        anthropic_version: llm.anthropic_version.clone(),
+        anthropic_auth: if llm.anthropic_bearer { AnthropicAuth::Bearer } else { AnthropicAuth::XApiKey },
+        include_usage: true,
+    });
+    let openai = llm.openai_enabled.then(|| ProviderSettings {
+        kind: ProviderKind::OpenAi,
+        name: llm.openai_provider_name.clone(),
+        base_url: llm.openai_base_url.clone(),
+        api_key: llm.openai_api_key.as_ref().map(|k| k.expose().to_owned()),
+        anthropic_version: llm.anthropic_version.clone(),
+        anthropic_auth: AnthropicAuth::XApiKey,
+        include_usage: llm.openai_include_usage,
+    });
+    GatewaySettings {
+        anthropic,
+        openai,
+        connect_timeout: llm.connect_timeout,
+        first_token_timeout: llm.first_token_timeout,
+        total_timeout: llm.total_timeout,
+        max_retries: llm.max_retries,
+        ..GatewaySettings::default()
+    }
+}
+
+fn trace_exporter(config: &Config) -> Result<Exporter, StartupError> {
+    let resource = Resource::new(config.otel_service_name.clone(), env!("CARGO_PKG_VERSION"));
+    let settings = match &config.trace_export {
+        TraceExport::Off => return Ok(Exporter::disabled()),
+        TraceExport::Langfuse { host, public_key, secret_key } => {
+            ExporterSettings::langfuse(host, public_key, secret_key.expose(), resource)
+        }
+        TraceExport::Otlp { endpoint, json, headers } => {
+            let headers = match headers {
+                Some(h) => ExporterSettings::parse_headers(h.expose())
+                    .map_err(|e| StartupError(format!("OTEL_EXPORTER_OTLP_HEADERS: {e}")))?,
+                None => Vec::new(),
+            };
+            let protocol = if *json { Protocol::HttpJson } else { Protocol::HttpProtobuf };
+            ExporterSettings::otlp(endpoint, protocol, headers, resource)
+        }
+    };
+    tracing::info!(endpoint = %redact_url_password(&settings.endpoint), protocol = %settings.protocol, "exporting LLM traces over OTLP");
+    Ok(Exporter::spawn(settings))
 }
 
 /// The complete HTTP application: API routes, OpenAPI document, docs page, fallbacks and middleware.
@@ -131,6 +199,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let config = state.config().clone();
     let store = state.store().clone();
+    let state_exporter = state.chat().tracer().exporter().clone();
     let stop = CancellationToken::new();
     let sweep = tokio::spawn(abandoned_sweep(state.clone(), stop.clone()));
     let checkpoints = tokio::spawn(wal_checkpoints(store.clone(), stop.clone()));
@@ -155,6 +224,17 @@ pub async fn serve(
     stop.cancel();
     let _ = sweep.await;
     let _ = checkpoints.await;
+    let exporter = state_exporter;
+    exporter.shutdown(Duration::from_secs(5)).await;
+    let stats = exporter.stats();
+    if exporter.is_enabled() {
+        tracing::info!(
+            exported = stats.exported,
+            dropped = stats.dropped,
+            failed = stats.failed,
+            "trace export stopped"
+        );
+    }
     store.close().await;
     tracing::info!("shutdown complete");
     result
@@ -221,6 +301,11 @@ async fn drop_bad_request_id(mut req: Request, next: Next) -> Response {
 }
 
 async fn request_timeout(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
+    // LLM routes wait on the model under the gateway's own first-token and total timeouts.
+    let path = req.uri().path();
+    if path == "/api/chat" || path.starts_with("/api/generate/") {
+        return next.run(req).await;
+    }
     match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(res) => res,
         Err(_) => AppError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "the request took too long; try again")

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use mentorfy_auth::{ClerkClaims, ClerkVerifier};
 use mentorfy_core::Config;
-use mentorfy_mentor::Sessions;
+use mentorfy_llm::Gateway;
+use mentorfy_mentor::{ChatService, Sessions};
 use mentorfy_store::Store;
 use serde_json::json;
 
@@ -20,11 +21,28 @@ struct Inner {
     store: Store,
     sessions: Sessions,
     clerk: Option<ClerkVerifier>,
+    chat: ChatService,
+    gateway: Gateway,
 }
 
 impl AppState {
-    pub fn new(config: Arc<Config>, store: Store, sessions: Sessions, clerk: Option<ClerkVerifier>) -> Self {
-        Self { inner: Arc::new(Inner { config, store, sessions, clerk }) }
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        sessions: Sessions,
+        clerk: Option<ClerkVerifier>,
+        chat: ChatService,
+        gateway: Gateway,
+    ) -> Self {
+        Self { inner: Arc::new(Inner { config, store, sessions, clerk, chat, gateway }) }
+    }
+
+    pub fn chat(&self) -> &ChatService {
+        &self.inner.chat
+    }
+
+    pub fn gateway(&self) -> &Gateway {
+        &self.inner.gateway
     }
 
     pub fn config(&self) -> &Config {

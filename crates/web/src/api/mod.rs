@@ -1,5 +1,6 @@
 //! JSON API handlers, one file per resource. Handlers parse, call the domain, and map the result: no SQL,
 //! no business rules.
 
+pub mod chat;
 pub mod health;
 pub mod sessions;
