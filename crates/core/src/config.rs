@@ -741,6 +741,55 @@ mod tests {
     }
 
     #[test]
+    fn llm_and_trace_settings_are_validated_at_start_up() {
+        let c = Config::from_sources(None, env(&[])).unwrap();
+        assert!(c.llm.anthropic_api_key.is_none() && !c.llm.openai_enabled);
+        assert!(matches!(c.trace_export, TraceExport::Off));
+        assert_eq!(c.llm.anthropic_version, "2023-06-01");
+
+        // A local OpenAI-compatible server needs no key: its URL enables it.
+        let c = Config::from_sources(None, env(&[("OPENAI_BASE_URL", "http://localhost:11434/v1/")])).unwrap();
+        assert!(c.llm.openai_enabled);
+        assert_eq!(c.llm.openai_base_url, "http://localhost:11434/v1");
+
+        let c = Config::from_sources(
+            None,
+            env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ]),
+        )
+        .unwrap();
+        assert!(matches!(c.trace_export, TraceExport::Otlp { json: true, .. }));
+        // Langfuse wins over a generic endpoint when all three of its variables are set.
+        let c = Config::from_sources(
+            None,
+            env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+                ("LANGFUSE_PUBLIC_KEY", "pk-lf-1"),
+                ("LANGFUSE_SECRET_KEY", "sk-lf-1"),
+                ("LANGFUSE_HOST", "https://cloud.langfuse.com"),
+            ]),
+        )
+        .unwrap();
+        assert!(matches!(c.trace_export, TraceExport::Langfuse { .. }));
+
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")], "OTEL_EXPORTER_OTLP_PROTOCOL"),
+            (&[("LANGFUSE_PUBLIC_KEY", "pk-lf-1")], "LANGFUSE_PUBLIC_KEY"),
+            (&[("ANTHROPIC_BASE_URL", "api.anthropic.com")], "ANTHROPIC_BASE_URL"),
+            (&[("ANTHROPIC_AUTH_STYLE", "basic")], "ANTHROPIC_AUTH_STYLE"),
+            (&[("OPENAI_INCLUDE_USAGE", "maybe")], "OPENAI_INCLUDE_USAGE"),
+            (&[("MENTORFY_LLM_MAX_RETRIES", "11")], "MENTORFY_LLM_MAX_RETRIES"),
+            (&[("MENTORFY_LLM_FIRST_TOKEN_TIMEOUT", "soon")], "MENTORFY_LLM_FIRST_TOKEN_TIMEOUT"),
+        ];
+        for (vars, named) in cases {
+            let e = Config::from_sources(None, env(vars)).expect_err("refused");
+            assert_eq!(e.var, *named, "{e}");
+        }
+    }
+
+    #[test]
     fn durations_parse() {
         assert_eq!(parse_duration("X", "250ms").ok(), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("X", "90").ok(), Some(Duration::from_secs(90)));
