@@ -400,6 +400,11 @@ pub(crate) async fn start<W: Wire>() -> FakeLlm<W> {
         completed: AtomicUsize::new(0),
     });
     let app = Router::new().route(W::PATH, post(handle::<W>)).with_state(Arc::clone(&shared));
+    // Real providers flush each event as it is produced; without TCP_NODELAY the fake's second write would wait
+    // for the client's delayed ACK and add ~40 ms that no real upstream has.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });

@@ -17,6 +17,7 @@ use mentorfy_llm::{AnthropicAuth, Gateway, GatewaySettings, PriceTable, Provider
 use mentorfy_mentor::{Agents, ChatService, Sessions, ToolRegistry, Tracer};
 use mentorfy_otlp::{Exporter, ExporterSettings, Protocol, Resource};
 use mentorfy_store::Store;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -205,6 +206,13 @@ pub async fn serve(
     let checkpoints = tokio::spawn(wal_checkpoints(store.clone(), stop.clone()));
 
     let graceful = stop.clone();
+    // Streamed answers are many small writes; with Nagle's algorithm on, each write after the first waits for the
+    // client's delayed ACK (~40 ms on Linux). docs/PERFORMANCE.md, "Chat gateway overhead", measures the difference.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY on an accepted connection");
+        }
+    });
     let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move { graceful.cancelled().await });
     let mut server = std::pin::pin!(server.into_future());
     let result = tokio::select! {
