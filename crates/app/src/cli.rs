@@ -23,6 +23,10 @@ pub enum Command {
     Migrate,
     /// Print the effective configuration with secrets redacted, and which optional features are on.
     Config(ConfigArgs),
+    /// Run background job workers only (no HTTP server); `mentorfy serve` also runs them unless disabled.
+    Worker(crate::jobs_cli::WorkerArgs),
+    /// Show the job queue: counts per queue and state, and the latest dead jobs.
+    Jobs(crate::jobs_cli::JobsArgs),
     /// Run a benchmark against a server started in this process.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -55,6 +59,8 @@ pub struct ConfigArgs {
 pub enum BenchCommand {
     /// Load-test the session endpoints (create, PATCH with context, GET) at a fixed request rate.
     Sessions(BenchSessionsArgs),
+    /// Retrieval quality and speed of the memory engine on LoCoMo: recall@k per category, search latency.
+    Memory(crate::bench_memory::BenchMemoryArgs),
 }
 
 #[derive(Args, Debug, Clone)]

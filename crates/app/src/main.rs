@@ -2,7 +2,9 @@
 //! library crates; this file only wires them together.
 
 mod bench;
+mod bench_memory;
 mod cli;
+mod jobs_cli;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -63,6 +65,9 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(BenchCommand::Sessions(args)) => bench::sessions(config, args).await,
+        Command::Bench(BenchCommand::Memory(args)) => bench_memory::run(config, args).await,
+        Command::Worker(args) => jobs_cli::worker(config, args).await,
+        Command::Jobs(args) => jobs_cli::jobs(config, args).await,
     }
 }
 

@@ -6,7 +6,9 @@ mod conversations;
 mod db;
 mod dialect;
 mod error;
+mod jobs;
 mod llm_calls;
+mod memories;
 mod sessions;
 
 pub use conversations::{ConversationRow, InsertOutcome, MessageRow, NewConversation, NewMessage};
@@ -14,3 +16,5 @@ pub use db::{Store, StoreKind, create_scratch_schema, drop_scratch_schema};
 pub use dialect::now;
 pub use error::StoreError;
 pub use llm_calls::{LlmCallFilter, LlmCallRow};
+pub use jobs::*;
+pub use memories::*;

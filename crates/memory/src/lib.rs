@@ -1,0 +1,1 @@
+//! Semantic memory (issue 4): the `MemoryStore` interface, the embedded hybrid engine and the Supermemory client.

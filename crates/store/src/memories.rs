@@ -1,0 +1,1 @@
+//! Memory rows (issue 4): the embedded memory engine's storage.
