@@ -286,7 +286,9 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
 #[test]
 fn help_is_available_on_every_command() {
     let sandbox = Sandbox::new();
-    for command in [&[][..], &["serve"], &["migrate"], &["config"], &["bench"], &["bench", "sessions"]] {
+    for command in
+        [&[][..], &["serve"], &["migrate"], &["config"], &["worker"], &["jobs"], &["bench"], &["bench", "sessions"]]
+    {
         let mut args = command.to_vec();
         args.push("--help");
         let run = sandbox.run(&args, &[]);
@@ -394,6 +396,49 @@ fn json_logs_carry_request_ids_and_no_personal_data() {
     for personal in ["ana.secret@example.com", "ana.secret", "5551234567", "Secretname", "private answer"] {
         assert!(!stderr.contains(personal), "the logs contain personal data {personal:?}:\n{stderr}");
     }
+}
+
+#[test]
+fn jobs_shows_counts_and_dead_jobs_on_a_fresh_sqlite_database() {
+    let sandbox = Sandbox::new();
+    let db = sandbox.out("jobs.db");
+    let url = format!("sqlite://{}", db.display());
+    let vars = [("DATABASE_URL", url.as_str()), ("MENTORFY_LOG", "warn")];
+    let fresh = sandbox.run(&["jobs"], &vars);
+    assert_eq!(fresh.status.code(), Some(0), "{}", fresh.describe());
+    assert_eq!(fresh.stdout.trim(), "no jobs", "{}", fresh.describe());
+
+    // One pending job and one that died with an error.
+    let dead_id = runtime().block_on(async {
+        let store = mentorfy_store::Store::connect(&url, 2).await.expect("connect");
+        let pending = mentorfy_store::NewJob::new("email", "email.send", json!({"to": "ana@example.com"}));
+        store.enqueue(&pending).await.expect("enqueue").expect("id");
+        let doomed = mentorfy_store::NewJob::new("memory", "memory.write", json!({}));
+        let id = store.enqueue(&doomed).await.expect("enqueue").expect("id");
+        let claimed = store.claim(&["memory".to_owned()], "w", Duration::from_secs(30), 1).await.expect("claim");
+        assert_eq!(claimed.len(), 1);
+        assert!(store.fail(id, "w", "provider said 400:\nbad input", None).await.expect("fail"));
+        store.close().await;
+        id
+    });
+    let table = sandbox.run(&["jobs"], &vars);
+    assert_eq!(table.status.code(), Some(0), "{}", table.describe());
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    assert!(lines[0].starts_with("QUEUE") && lines[0].contains("STATE") && lines[0].contains("COUNT"), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("email") && l.contains("pending") && l.ends_with(" 1")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("memory") && l.contains("dead") && l.ends_with(" 1")), "{lines:?}");
+    let dead_line = lines.iter().find(|l| l.starts_with(&dead_id.to_string())).expect("dead job listed");
+    assert!(dead_line.contains("memory.write") && dead_line.contains("attempts=1"), "{dead_line}");
+    assert!(dead_line.contains("provider said 400: bad input"), "the error on one line: {dead_line}");
+    assert!(!table.stdout.contains("ana@example.com"), "payloads are never printed");
+
+    let json = sandbox.run(&["jobs", "--json", "--dead", "5"], &vars);
+    assert_eq!(json.status.code(), Some(0), "{}", json.describe());
+    let v: Value = serde_json::from_str(json.stdout.trim()).expect("one JSON object");
+    assert_eq!(v["counts"].as_array().map(Vec::len), Some(2), "{v}");
+    assert_eq!(v["dead"][0]["id"], dead_id.to_string());
+    assert_eq!(v["dead"][0]["kind"], "memory.write");
+    assert_eq!(v["dead"][0]["attempts"], 1);
 }
 
 #[test]

@@ -40,6 +40,39 @@ impl FromStr for SessionId {
     }
 }
 
+/// A job of the durable queue: a UUID v7, so ids sort by creation time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(Uuid);
+
+impl JobId {
+    pub fn new_v7() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    pub fn from_uuid(id: Uuid) -> Self {
+        Self(id)
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl FromStr for JobId {
+    type Err = uuid::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
 /// An organisation slug such as `rafael-tatts`: 1 to 64 characters of `a-z`, `0-9` and `-`,
 /// not starting or ending with `-`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -94,5 +127,12 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.as_uuid().get_version_num(), 4);
         assert_eq!(a.to_string().parse::<SessionId>().ok(), Some(a));
+    }
+
+    #[test]
+    fn job_ids_are_v7_and_round_trip() {
+        let a = JobId::new_v7();
+        assert_eq!(a.as_uuid().get_version_num(), 7);
+        assert_eq!(a.to_string().parse::<JobId>().ok(), Some(a));
     }
 }

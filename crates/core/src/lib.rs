@@ -7,8 +7,8 @@ pub mod org;
 pub mod secret;
 pub mod session;
 
-pub use config::{Config, ConfigError, LlmConfig, TraceExport};
-pub use ids::{OrgId, SessionId};
+pub use config::{Config, ConfigError, JobsConfig, LlmConfig, MemoryConfig, TraceExport};
+pub use ids::{JobId, OrgId, SessionId};
 pub use org::{Org, OrgRegistry};
 pub use secret::Secret;
 pub use session::{Session, SessionStatus};

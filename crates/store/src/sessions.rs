@@ -1,7 +1,7 @@
 //! Queries on `sessions`. The read-modify-write of a session runs in one transaction holding the row's lock,
 //! so concurrent PATCHes of different context keys never lose an update.
 
-use mentorfy_core::{OrgId, Session, SessionId, SessionStatus};
+use mentorfy_core::{JobId, OrgId, Session, SessionId, SessionStatus};
 use sea_query::{Expr, ExprTrait, Iden, LockType, Order, Query, SelectStatement};
 use sqlx::types::Json;
 use time::OffsetDateTime;
@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::db::Store;
 use crate::dialect::{now, ts};
 use crate::error::StoreError;
+use crate::jobs::NewJob;
 
 #[derive(Iden, Clone, Copy)]
 enum Sessions {
@@ -115,6 +116,23 @@ impl Store {
         F: FnOnce(&mut Session) -> Result<(), E> + Send,
         E: From<StoreError>,
     {
+        Ok(self.modify_session_and_enqueue(id, change, |_, _| Vec::new()).await?.map(|(session, _)| session))
+    }
+
+    /// [`Store::modify_session`], and enqueues the jobs `jobs` computes from the session before and after the
+    /// change, in the same transaction: the change and its jobs commit together or not at all. Returns the
+    /// session and the ids of the jobs enqueued (debounced ones, see [`Store::enqueue`], are left out).
+    pub async fn modify_session_and_enqueue<F, J, E>(
+        &self,
+        id: SessionId,
+        change: F,
+        jobs: J,
+    ) -> Result<Option<(Session, Vec<JobId>)>, E>
+    where
+        F: FnOnce(&mut Session) -> Result<(), E> + Send,
+        J: FnOnce(&Session, &Session) -> Vec<NewJob> + Send,
+        E: From<StoreError>,
+    {
         let mut tx = self.begin_for_update().await?;
         let select =
             select_sessions().and_where(Expr::col(Sessions::Id).eq(id.as_uuid())).lock(LockType::Update).to_owned();
@@ -125,6 +143,10 @@ impl Store {
         let before = session.clone();
         change(&mut session)?;
         session.updated_at = now();
+        session.id = before.id;
+        session.org_id = before.org_id.clone();
+        session.supermemory_container = before.supermemory_container.clone();
+        session.created_at = before.created_at;
         let kind = self.kind();
         let update = Query::update()
             .table(Sessions::Table)
@@ -138,12 +160,14 @@ impl Store {
             .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
             .to_owned();
         tx.execute(&update).await?;
+        let mut enqueued = Vec::new();
+        for job in jobs(&before, &session) {
+            if let Some(job_id) = self.enqueue_in(&mut tx, &job).await? {
+                enqueued.push(job_id);
+            }
+        }
         tx.commit().await?;
-        session.id = before.id;
-        session.org_id = before.org_id;
-        session.supermemory_container = before.supermemory_container;
-        session.created_at = before.created_at;
-        Ok(Some(session))
+        Ok(Some((session, enqueued)))
     }
 
     /// The most recently active session of `org` linked to this Clerk user.

@@ -1,0 +1,28 @@
+-- The durable job queue (issue 4). Jobs are rows, so a job can be enqueued in the transaction of the write that
+-- causes it; workers claim with FOR UPDATE SKIP LOCKED. `done` rows are kept as history.
+CREATE TABLE jobs (
+    id               UUID PRIMARY KEY,
+    queue            TEXT NOT NULL CHECK (queue <> ''),
+    kind             TEXT NOT NULL CHECK (kind <> ''),
+    payload          JSONB NOT NULL DEFAULT '{}'::jsonb,
+    state            TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'running', 'done', 'dead')),
+    -- How many times a worker started it (counted at claim; a release gives the attempt back).
+    attempts         BIGINT NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    -- NULL: the workers' default (MENTORFY_JOB_MAX_ATTEMPTS).
+    max_attempts     BIGINT CHECK (max_attempts IS NULL OR max_attempts >= 1),
+    run_at           TIMESTAMPTZ NOT NULL,
+    -- Debounce: at most one pending job per key (partial unique index below).
+    unique_key       TEXT,
+    locked_by        TEXT,
+    lease_expires_at TIMESTAMPTZ,
+    last_error       TEXT,
+    created_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
+    finished_at      TIMESTAMPTZ
+);
+
+CREATE UNIQUE INDEX idx_jobs_pending_unique_key ON jobs (unique_key) WHERE state = 'pending' AND unique_key IS NOT NULL;
+-- Claiming: due pending jobs of a queue, and running jobs whose lease expired.
+CREATE INDEX idx_jobs_claim ON jobs (state, queue, run_at);
+CREATE INDEX idx_jobs_running_lease ON jobs (lease_expires_at) WHERE state = 'running';
+CREATE INDEX idx_jobs_finished ON jobs (state, finished_at);
