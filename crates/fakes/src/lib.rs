@@ -7,3 +7,4 @@ pub mod clerk;
 pub mod openai;
 pub mod otlp;
 pub mod sse;
+pub mod supermemory;
