@@ -118,7 +118,44 @@ pub const VARS: &[VarSpec] = &[
         "How many recent turns (user + assistant) of the transcript go to the model.",
     ),
     var("MENTORFY_SSE_KEEPALIVE", "15s", "Interval of `: keep-alive` comments on an idle chat stream."),
+    var(
+        "MENTORFY_WORKERS",
+        "4",
+        "Job workers run inside `mentorfy serve` (jobs at once); 0 runs none (then run `mentorfy worker` elsewhere).",
+    ),
+    var(
+        "MENTORFY_JOB_POLL_INTERVAL",
+        "1s",
+        "How often idle workers look for due jobs (jobs enqueued by the same process wake them at once).",
+    ),
+    var(
+        "MENTORFY_JOB_LEASE",
+        "60s",
+        "How long a claimed job stays reserved without a heartbeat; a job whose worker died is retried after it.",
+    ),
+    var(
+        "MENTORFY_JOB_MAX_ATTEMPTS",
+        "8",
+        "Attempts of a job (retried with exponential backoff) before it is `dead`, unless the job sets its own.",
+    ),
+    var(
+        "MENTORFY_JOB_RETRY_BASE",
+        "5s",
+        "First retry delay of a failed job; doubles each attempt (random jitter, at most 1h) unless the failure said when.",
+    ),
+    var(
+        "MENTORFY_EMBED_MODEL",
+        "",
+        "Folder of a model2vec embedding model for the embedded memory; empty = keyword (BM25) search only.",
+    ),
     secret("SUPERMEMORY_API_KEY", "Supermemory API key: uses Supermemory instead of the embedded memory."),
+    var("SUPERMEMORY_BASE_URL", "https://api.supermemory.ai", "Supermemory API base URL."),
+    var(
+        "MENTORFY_KNOWLEDGE_DIR",
+        "",
+        "Folder of extra knowledge files, `<org>/*.md`, searchable by agents; the shipped ones are built in.",
+    ),
+    var("MENTORFY_MEMORY_TOKEN_BUDGET", "1200", "Most tokens of memories put into one prompt."),
     var("LANGFUSE_PUBLIC_KEY", "", "Langfuse public key: with the secret key and host, LLM traces go to Langfuse."),
     secret("LANGFUSE_SECRET_KEY", "Langfuse secret key."),
     var("LANGFUSE_HOST", "", "Langfuse base URL, e.g. `https://cloud.langfuse.com`."),
@@ -204,6 +241,31 @@ pub struct LlmConfig {
     pub prices_file: Option<PathBuf>,
 }
 
+/// The job queue's workers.
+#[derive(Clone, Debug)]
+pub struct JobsConfig {
+    /// Jobs run at once by the workers inside `serve`; 0 means `serve` runs none.
+    pub workers: u32,
+    pub poll_interval: Duration,
+    pub lease: Duration,
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt.
+    pub retry_base: Duration,
+}
+
+/// Memory: the embedded engine or Supermemory, and the knowledge files.
+#[derive(Clone, Debug)]
+pub struct MemoryConfig {
+    /// A model2vec model folder; `None` means keyword (BM25) search only.
+    pub embed_model: Option<PathBuf>,
+    /// When set, memories go to Supermemory instead of the embedded engine.
+    pub supermemory_api_key: Option<Secret>,
+    pub supermemory_base_url: String,
+    pub knowledge_dir: Option<PathBuf>,
+    /// Most tokens of memories put into one prompt.
+    pub token_budget: u32,
+}
+
 /// Where LLM-call spans go.
 #[derive(Clone, Debug)]
 pub enum TraceExport {
@@ -237,6 +299,8 @@ pub struct Config {
     pub trace_export: TraceExport,
     pub otel_service_name: String,
     pub trace_content: bool,
+    pub jobs: JobsConfig,
+    pub memory: MemoryConfig,
     /// Where each variable's value came from, for `mentorfy config`.
     pub origins: BTreeMap<&'static str, ValueOrigin>,
     /// The raw values of optional services (`ANTHROPIC_API_KEY`, …) keyed by variable name.
@@ -422,7 +486,32 @@ impl Config {
                 ));
             }
         };
+        let jobs = JobsConfig {
+            workers: parse_u32("MENTORFY_WORKERS", &get("MENTORFY_WORKERS"), 0, 1024)?,
+            poll_interval: parse_duration("MENTORFY_JOB_POLL_INTERVAL", &get("MENTORFY_JOB_POLL_INTERVAL"))?,
+            lease: parse_duration("MENTORFY_JOB_LEASE", &get("MENTORFY_JOB_LEASE"))?,
+            max_attempts: parse_u32("MENTORFY_JOB_MAX_ATTEMPTS", &get("MENTORFY_JOB_MAX_ATTEMPTS"), 1, 100)?,
+            retry_base: parse_duration("MENTORFY_JOB_RETRY_BASE", &get("MENTORFY_JOB_RETRY_BASE"))?,
+        };
+        if jobs.poll_interval < Duration::from_millis(10) {
+            return Err(err("MENTORFY_JOB_POLL_INTERVAL", "must be at least 10ms"));
+        }
+        if jobs.retry_base < Duration::from_millis(10) || jobs.retry_base > Duration::from_secs(3600) {
+            return Err(err("MENTORFY_JOB_RETRY_BASE", "must be from 10ms to 1h"));
+        }
+        if jobs.lease < Duration::from_secs(1) {
+            return Err(err("MENTORFY_JOB_LEASE", "must be at least 1s (the heartbeat renews it every third of it)"));
+        }
+        let memory = MemoryConfig {
+            embed_model: opt("MENTORFY_EMBED_MODEL").map(PathBuf::from),
+            supermemory_api_key: opt("SUPERMEMORY_API_KEY").map(Secret::new),
+            supermemory_base_url: parse_http_url("SUPERMEMORY_BASE_URL", &get("SUPERMEMORY_BASE_URL"))?,
+            knowledge_dir: opt("MENTORFY_KNOWLEDGE_DIR").map(PathBuf::from),
+            token_budget: parse_u32("MENTORFY_MEMORY_TOKEN_BUDGET", &get("MENTORFY_MEMORY_TOKEN_BUDGET"), 0, 100_000)?,
+        };
         Ok(Self {
+            jobs,
+            memory,
             llm,
             agents_dir: opt("MENTORFY_AGENTS_DIR").map(PathBuf::from),
             chat_history_turns: parse_u32("MENTORFY_CHAT_HISTORY_TURNS", &get("MENTORFY_CHAT_HISTORY_TURNS"), 0, 500)?,
@@ -786,6 +875,59 @@ mod tests {
         for (vars, named) in cases {
             let e = Config::from_sources(None, env(vars)).expect_err("refused");
             assert_eq!(e.var, *named, "{e}");
+        }
+    }
+
+    #[test]
+    fn job_and_memory_settings_have_defaults_and_are_validated() {
+        let c = Config::from_sources(None, env(&[])).unwrap();
+        assert_eq!(c.jobs.workers, 4);
+        assert_eq!(c.jobs.poll_interval, Duration::from_secs(1));
+        assert_eq!(c.jobs.lease, Duration::from_secs(60));
+        assert_eq!(c.jobs.max_attempts, 8);
+        assert!(c.memory.embed_model.is_none() && c.memory.knowledge_dir.is_none());
+        assert!(c.memory.supermemory_api_key.is_none());
+        assert_eq!(c.memory.supermemory_base_url, "https://api.supermemory.ai");
+        assert_eq!(c.memory.token_budget, 1200);
+
+        let c = Config::from_sources(
+            None,
+            env(&[
+                ("MENTORFY_WORKERS", "0"),
+                ("MENTORFY_JOB_POLL_INTERVAL", "250ms"),
+                ("MENTORFY_JOB_LEASE", "2m"),
+                ("MENTORFY_JOB_MAX_ATTEMPTS", "3"),
+                ("MENTORFY_EMBED_MODEL", "models/potion-base-8M"),
+                ("SUPERMEMORY_API_KEY", "sm-secret"),
+                ("SUPERMEMORY_BASE_URL", "http://127.0.0.1:9999/"),
+                ("MENTORFY_KNOWLEDGE_DIR", "knowledge"),
+                ("MENTORFY_MEMORY_TOKEN_BUDGET", "500"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.jobs.workers, c.jobs.poll_interval, c.jobs.lease, c.jobs.max_attempts),
+            (0, Duration::from_millis(250), Duration::from_secs(120), 3)
+        );
+        assert_eq!(c.memory.embed_model, Some(PathBuf::from("models/potion-base-8M")));
+        assert_eq!(c.memory.supermemory_api_key.as_ref().map(Secret::expose), Some("sm-secret"));
+        assert_eq!(c.memory.supermemory_base_url, "http://127.0.0.1:9999");
+        assert_eq!(c.memory.knowledge_dir, Some(PathBuf::from("knowledge")));
+        assert_eq!(c.memory.token_budget, 500);
+        assert!(!format!("{:?} {:?}", c.memory, c.redacted()).contains("sm-secret"));
+
+        let cases: &[(&str, &str)] = &[
+            ("MENTORFY_WORKERS", "-1"),
+            ("MENTORFY_WORKERS", "many"),
+            ("MENTORFY_JOB_POLL_INTERVAL", "0s"),
+            ("MENTORFY_JOB_LEASE", "500ms"),
+            ("MENTORFY_JOB_MAX_ATTEMPTS", "0"),
+            ("SUPERMEMORY_BASE_URL", "api.supermemory.ai"),
+            ("MENTORFY_MEMORY_TOKEN_BUDGET", "lots"),
+        ];
+        for (var, value) in cases {
+            let e = Config::from_sources(None, env(&[(var, value)])).expect_err("refused");
+            assert_eq!(e.var, *var, "{var}={value}: {e}");
         }
     }
 

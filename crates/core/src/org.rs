@@ -16,6 +16,19 @@ pub struct Org {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// How this organisation's onboarding answers become memories.
+    #[serde(default)]
+    pub memory: MemorySettings,
+}
+
+/// `[memory]` in an organisation file.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MemorySettings {
+    /// Answer key (a dotted path for nested answers, e.g. `business.rate`) → a sentence with `{value}` where the
+    /// answer goes. Keys without a template get a generic sentence.
+    #[serde(default)]
+    pub templates: BTreeMap<String, String>,
 }
 
 /// Organisations shipped with the binary.
@@ -52,6 +65,11 @@ impl OrgRegistry {
 
     fn add_toml(&mut self, file: &str, text: &str) -> Result<(), String> {
         let org: Org = toml::from_str(text).map_err(|e| format!("{file}: {e}"))?;
+        for (key, template) in &org.memory.templates {
+            if !template.contains("{value}") {
+                return Err(format!("{file}: memory.templates.{key}: the template must contain {{value}}"));
+            }
+        }
         self.orgs.insert(org.id.clone(), org);
         Ok(())
     }
@@ -87,6 +105,23 @@ mod tests {
         std::fs::write(dir.join("broken.toml"), "id = \"x\"\nnmae = \"typo\"\n").ok();
         let err = OrgRegistry::load(Some(&dir)).expect_err("typo is rejected");
         assert!(err.contains("broken.toml") && err.contains("nmae"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn memory_templates_load_and_need_a_value_slot() {
+        let reg = OrgRegistry::load(None).expect("shipped orgs load");
+        let rafael = reg.get("rafael-tatts").expect("rafael-tatts");
+        assert!(rafael.memory.templates.get("day_rate").is_some_and(|t| t.contains("{value}")));
+        let dir = std::env::temp_dir().join(format!("mentorfy-orgs-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).ok();
+        std::fs::write(
+            dir.join("acme.toml"),
+            "id = \"acme\"\nname = \"Acme\"\n[memory.templates]\ncity = \"Lives in\"\n",
+        )
+        .ok();
+        let err = OrgRegistry::load(Some(&dir)).expect_err("a template without {value} is rejected");
+        assert!(err.contains("acme.toml") && err.contains("memory.templates.city"), "{err}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

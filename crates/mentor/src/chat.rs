@@ -16,7 +16,7 @@ use mentorfy_llm::{
     ChatRequest, Completion, Content, FinishReason, Gateway, LlmError, LlmStream, Message, Role, StreamEvent,
     ToolInput, Usage,
 };
-use mentorfy_store::{InsertOutcome, NewConversation, NewMessage, Store};
+use mentorfy_store::{InsertOutcome, NewConversation, NewJob, NewMessage, Store};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use crate::agents::{Agent, AgentKind, Agents};
 use crate::error::MentorError;
+use crate::memory::MemoryService;
 use crate::template::PromptVars;
 use crate::tools::{ToolContext, ToolRegistry};
 use crate::trace::{CallEnd, CallLog, Recorded, TraceScope, Tracer};
@@ -144,9 +145,13 @@ struct Inner {
     tools: ToolRegistry,
     tracer: Tracer,
     history_turns: u32,
+    memory: MemoryService,
+    /// Wakes this process's workers after a turn enqueued its memory job.
+    jobs: Option<mentorfy_jobs::Jobs>,
 }
 
 impl ChatService {
+    #[allow(clippy::too_many_arguments)] // the services a chat turn uses, wired once in `prepare`
     pub fn new(
         store: Store,
         orgs: Arc<OrgRegistry>,
@@ -155,8 +160,14 @@ impl ChatService {
         tools: ToolRegistry,
         tracer: Tracer,
         history_turns: u32,
+        memory: MemoryService,
+        jobs: Option<mentorfy_jobs::Jobs>,
     ) -> Self {
-        Self { inner: Arc::new(Inner { store, orgs, gateway, agents, tools, tracer, history_turns }) }
+        Self { inner: Arc::new(Inner { store, orgs, gateway, agents, tools, tracer, history_turns, memory, jobs }) }
+    }
+
+    pub fn memory(&self) -> &MemoryService {
+        &self.inner.memory
     }
 
     pub fn agents(&self) -> &Agents {
@@ -258,7 +269,7 @@ impl ChatService {
         }
         let request = ChatRequest {
             model: agent.model.clone(),
-            system: Some(self.system_prompt(&agent, &session)),
+            system: Some(self.system_prompt(&agent, &session, self.recall(&agent, &session, message).await)),
             messages: alternate(transcript),
             tools: agent.tool_specs(&inner.tools),
             temperature: agent.temperature,
@@ -323,7 +334,7 @@ impl ChatService {
             ToolContext { session_id: session.id, org_id: session.org_id.clone(), context: session.context.clone() };
         let mut request = ChatRequest {
             model: agent.model.clone(),
-            system: Some(self.system_prompt(&agent, &session)),
+            system: Some(self.system_prompt(&agent, &session, self.recall(&agent, &session, kind).await)),
             messages: vec![Message::user(format!("Write the {kind} now."))],
             tools: agent.tool_specs(&inner.tools),
             temperature: agent.temperature,
@@ -378,14 +389,21 @@ impl ChatService {
         })
     }
 
-    fn system_prompt(&self, agent: &Agent, session: &Session) -> String {
+    /// The memories most relevant to `query` (the user's message), when the agent's prompt shows memories.
+    async fn recall(&self, agent: &Agent, session: &Session, query: &str) -> Vec<String> {
+        if !agent.system.variables().any(|v| v == "memories") {
+            return Vec::new();
+        }
+        self.inner.memory.recall_for_prompt(session, query).await
+    }
+
+    fn system_prompt(&self, agent: &Agent, session: &Session, memories: Vec<String>) -> String {
         let org = self.inner.orgs.get(session.org_id.as_str()).map(|o| o.name.clone());
         let today = OffsetDateTime::now_utc().date();
         agent.system.render(&PromptVars {
             name: session.name.clone(),
             context: session.context.clone(),
-            // Memories arrive with the memory engine; until then the template says there are none.
-            memories: Vec::new(),
+            memories,
             org: org.unwrap_or_else(|| session.org_id.to_string()),
             today: format!("{:04}-{:02}-{:02}", today.year(), u8::from(today.month()), today.day()),
         })
@@ -739,28 +757,54 @@ impl Run {
             metadata["cacheWriteTokens"] = Value::from(v);
         }
         let to_i64 = |v: Option<u64>| v.and_then(|n| i64::try_from(n).ok());
+        // What the person saw becomes a memory of this turn, enqueued with the answer itself.
+        let remember = (status == "complete" || status == "aborted") && !produced.text.trim().is_empty();
+        let jobs: Vec<NewJob> = remember
+            .then(|| {
+                NewJob::new(
+                    crate::jobs::MEMORY_QUEUE,
+                    crate::jobs::WRITE_TURN,
+                    json!({
+                        "sessionId": self.ctx.session_id.to_string(),
+                        "conversationId": self.conversation_id.to_string(),
+                        "messageId": self.message_uuid.to_string(),
+                    }),
+                )
+            })
+            .into_iter()
+            .collect();
+        metadata["agentName"] = Value::from(self.agent.name.clone());
         let result = self
             .service
             .inner
             .store
-            .insert_message(NewMessage {
-                id: self.message_uuid,
-                conversation_id: self.conversation_id,
-                external_id: Some(&self.message_id),
-                role: "assistant",
-                content: &produced.text,
-                status,
-                finish_reason: Some(if status == "aborted" { "aborted" } else { reason.as_str() }),
-                input_tokens: to_i64(produced.usage.input_tokens),
-                output_tokens: to_i64(produced.usage.output_tokens),
-                latency_ms: i64::try_from(latency.as_millis()).ok(),
-                ttft_ms: produced.ttft.and_then(|t| i64::try_from(t.as_millis()).ok()),
-                metadata,
-                created_at: mentorfy_store::now(),
-            })
+            .insert_message_and_enqueue(
+                NewMessage {
+                    id: self.message_uuid,
+                    conversation_id: self.conversation_id,
+                    external_id: Some(&self.message_id),
+                    role: "assistant",
+                    content: &produced.text,
+                    status,
+                    finish_reason: Some(if status == "aborted" { "aborted" } else { reason.as_str() }),
+                    input_tokens: to_i64(produced.usage.input_tokens),
+                    output_tokens: to_i64(produced.usage.output_tokens),
+                    latency_ms: i64::try_from(latency.as_millis()).ok(),
+                    ttft_ms: produced.ttft.and_then(|t| i64::try_from(t.as_millis()).ok()),
+                    metadata,
+                    created_at: mentorfy_store::now(),
+                },
+                &jobs,
+            )
             .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, message = %self.message_id, "could not store the assistant message");
+        match result {
+            Ok(InsertOutcome::Inserted) if !jobs.is_empty() => {
+                if let Some(j) = &self.service.inner.jobs {
+                    j.notify();
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, message = %self.message_id, "could not store the assistant message"),
         }
     }
 }

@@ -24,6 +24,9 @@ pub enum MentorError {
     /// The model could not be called or failed before answering.
     #[error(transparent)]
     Llm(#[from] mentorfy_llm::LlmError),
+    /// The memory service failed (503); the text says how.
+    #[error("memory: {0}")]
+    Memory(String),
 }
 
 impl MentorError {

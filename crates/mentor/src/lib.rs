@@ -7,6 +7,9 @@ mod chat;
 mod contact;
 mod context;
 mod error;
+pub mod jobs;
+mod memory;
+mod recall;
 mod sessions;
 mod template;
 mod tools;
@@ -17,6 +20,7 @@ pub use chat::{ChatEvent, ChatInput, ChatService, ChatTurn, Generation, MAX_MESS
 pub use contact::{parse_email, parse_name, parse_phone};
 pub use context::{MAX_CONTEXT_BYTES, merge_context};
 pub use error::MentorError;
+pub use memory::{MemoryService, session_container};
 pub use sessions::{CreateOutcome, CreateSession, FieldUpdate, SessionPatch, Sessions, UpdateOutcome};
 pub use template::{PromptVars, Template, TemplateError};
 pub use tools::{Tool, ToolContext, ToolFuture, ToolRegistry};

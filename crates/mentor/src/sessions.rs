@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mentorfy_core::{OrgRegistry, Session, SessionId, SessionStatus};
-use mentorfy_store::Store;
-use serde_json::{Map, Value};
+use mentorfy_jobs::Jobs;
+use mentorfy_store::{NewJob, Store};
+use serde_json::{Map, Value, json};
 
 use crate::contact::{parse_email, parse_name, parse_phone};
 use crate::context::{MAX_CONTEXT_BYTES, merge_context};
@@ -61,6 +62,8 @@ pub struct Sessions {
     store: Store,
     orgs: Arc<OrgRegistry>,
     default_country_code: Option<String>,
+    /// Wakes this process's workers after a change enqueued memory jobs (other processes' workers poll).
+    jobs: Option<Jobs>,
 }
 
 /// Contact fields parsed before any write, so a bad value stores nothing.
@@ -72,7 +75,30 @@ struct Contact {
 
 impl Sessions {
     pub fn new(store: Store, orgs: Arc<OrgRegistry>, default_country_code: Option<String>) -> Self {
-        Self { store, orgs, default_country_code }
+        Self { store, orgs, default_country_code, jobs: None }
+    }
+
+    /// Wakes `jobs`' workers when a change enqueues work.
+    pub fn with_jobs(mut self, jobs: Jobs) -> Self {
+        self.jobs = Some(jobs);
+        self
+    }
+
+    /// Runs `change` on the session and, in the same transaction, enqueues the memory jobs for the answers it
+    /// changed: a committed answer always has its memory job stored, and a rolled-back one never does.
+    async fn modify<F>(&self, id: SessionId, change: F) -> Result<Option<Session>, MentorError>
+    where
+        F: FnOnce(&mut Session) -> Result<(), MentorError> + Send,
+    {
+        let outcome = self.store.modify_session_and_enqueue(id, change, answer_memory_jobs).await?;
+        Ok(outcome.map(|(session, enqueued)| {
+            if !enqueued.is_empty()
+                && let Some(jobs) = &self.jobs
+            {
+                jobs.notify();
+            }
+            session
+        }))
     }
 
     pub fn orgs(&self) -> &OrgRegistry {
@@ -130,8 +156,7 @@ impl Sessions {
         let contact = self.parse_contact(patch.email, patch.phone, patch.name)?;
         let context = patch.context;
         let session = self
-            .store
-            .modify_session(id, move |s| {
+            .modify(id, move |s| {
                 apply_contact(s, contact);
                 if let Some(ctx) = context {
                     merge_into(s, ctx)?;
@@ -149,16 +174,15 @@ impl Sessions {
 
     /// Marks the session completed (idempotent), merging `context` first if given.
     pub async fn complete(&self, id: SessionId, context: Option<Map<String, Value>>) -> Result<Session, MentorError> {
-        self.store
-            .modify_session(id, move |s| {
-                if let Some(ctx) = context {
-                    merge_into(s, ctx)?;
-                }
-                s.status = SessionStatus::Completed;
-                Ok::<(), MentorError>(())
-            })
-            .await?
-            .ok_or_else(|| not_found(id))
+        self.modify(id, move |s| {
+            if let Some(ctx) = context {
+                merge_into(s, ctx)?;
+            }
+            s.status = SessionStatus::Completed;
+            Ok::<(), MentorError>(())
+        })
+        .await?
+        .ok_or_else(|| not_found(id))
     }
 
     /// Links the session to the verified user `token_sub`. `claimed_user` (the body's `clerkUserId`) must be
@@ -255,6 +279,20 @@ fn merge_into(s: &mut Session, patch: Map<String, Value>) -> Result<(), MentorEr
         ));
     }
     Ok(())
+}
+
+/// The job that turns the answers a change touched into memories (none when no answer changed). The job carries
+/// paths, not values: it reads the session's current answers when it runs, so jobs may run in any order.
+fn answer_memory_jobs(before: &Session, after: &Session) -> Vec<NewJob> {
+    let paths = crate::recall::changed_paths(&before.context, &after.context);
+    if paths.is_empty() {
+        return Vec::new();
+    }
+    vec![NewJob::new(
+        crate::jobs::MEMORY_QUEUE,
+        crate::jobs::WRITE_ANSWERS,
+        json!({"sessionId": after.id.to_string(), "paths": paths}),
+    )]
 }
 
 fn not_found(id: SessionId) -> MentorError {

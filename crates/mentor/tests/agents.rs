@@ -42,8 +42,20 @@ fn orgs() -> OrgRegistry {
     OrgRegistry::load(None).unwrap()
 }
 
+/// The built-in tools plus `memory_search` and `knowledge_search` under their real names. Their real bodies need
+/// a memory backend (they are tested in crates/web/tests/api/memory.rs); here only the names and specs matter.
+fn registry() -> ToolRegistry {
+    let mut tools = ToolRegistry::builtin();
+    for name in ["memory_search", "knowledge_search"] {
+        tools.register(mentorfy_mentor::Tool::new(name, "search", json!({"type": "object"}), |_, _| async {
+            Err("not available in this test".to_owned())
+        }));
+    }
+    tools
+}
+
 fn load(dir: &Dir) -> Result<Agents, String> {
-    Agents::load(Some(dir.path()), &orgs(), &ToolRegistry::builtin())
+    Agents::load(Some(dir.path()), &orgs(), &registry())
 }
 
 /// A valid agent file for org rafael-tatts, with `extra` lines inserted before `system`.
@@ -82,7 +94,7 @@ fn tool_ctx(context: Value) -> ToolContext {
 
 #[test]
 fn shipped_agents_load_and_validate() {
-    let agents = Agents::load(None, &orgs(), &ToolRegistry::builtin()).unwrap();
+    let agents = Agents::load(None, &orgs(), &registry()).unwrap();
     let ids: Vec<_> = agents.list().map(|a| a.id.as_str()).collect();
     assert_eq!(ids, ["rafael-chat", "rafael-diagnosis", "rafael-summary"]);
 
@@ -92,16 +104,16 @@ fn shipped_agents_load_and_validate() {
     assert_eq!(chat.provider, ProviderKind::Anthropic);
     assert_eq!(chat.model, "claude-sonnet-4-6");
     assert_eq!(chat.temperature, Some(0.7));
-    assert_eq!(chat.tools, ["session_answers"]);
+    assert_eq!(chat.tools, ["session_answers", "memory_search", "knowledge_search"]);
     assert_eq!(chat.max_steps, 4);
     assert_eq!(chat.source, "agents/rafael-tatts/rafael-chat.toml");
     let used: Vec<_> = chat.system.variables().collect();
     for var in ["name", "context", "memories", "org", "today"] {
         assert!(used.contains(&var), "rafael-chat should use {{{{{var}}}}}: {used:?}");
     }
-    let specs = chat.tool_specs(&ToolRegistry::builtin());
-    assert_eq!(specs.len(), 1);
-    assert_eq!(specs[0].name, "session_answers");
+    let specs = chat.tool_specs(&registry());
+    let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["session_answers", "memory_search", "knowledge_search"]);
 
     let org = OrgId::parse("rafael-tatts").unwrap();
     let diagnosis = agents.generation(&org, "diagnosis").unwrap();
@@ -124,7 +136,7 @@ fn shipped_agents_load_and_validate() {
 
 #[test]
 fn shipped_prompts_render_every_placeholder() {
-    let agents = Agents::load(None, &orgs(), &ToolRegistry::builtin()).unwrap();
+    let agents = Agents::load(None, &orgs(), &registry()).unwrap();
     let context = json!({"style": "fine line", "pricing": {"hourly_rate": 150}});
     for agent in agents.list() {
         let prompt = agent.system.render(&vars(context.clone()));
@@ -137,7 +149,7 @@ fn shipped_prompts_render_every_placeholder() {
 #[test]
 fn missing_extra_dir_is_an_error() {
     let missing = std::env::temp_dir().join(format!("mentorfy-none-{}", uuid::Uuid::new_v4()));
-    let err = Agents::load(Some(&missing), &orgs(), &ToolRegistry::builtin()).unwrap_err();
+    let err = Agents::load(Some(&missing), &orgs(), &registry()).unwrap_err();
     assert!(err.contains("MENTORFY_AGENTS_DIR") && err.contains(&missing.display().to_string()), "{err}");
 }
 
@@ -164,21 +176,23 @@ fn unknown_template_variable_names_system_and_the_variable() {
 fn unknown_tool_is_named() {
     rejected(
         "rafael-tatts/x.toml",
-        &agent_toml("rafael-x", "tools = [\"memory_search\"]"),
-        &["tools:", "memory_search", "session_answers"],
+        &agent_toml("rafael-x", "tools = [\"web_search\"]"),
+        &["tools:", "unknown tool 'web_search'", "session_answers", "knowledge_search"],
     );
 }
 
 #[test]
 fn tools_registered_later_can_be_named() {
     let dir = Dir::new();
-    dir.write("rafael-tatts/x.toml", &agent_toml("rafael-x", "tools = [\"memory_search\", \"session_answers\"]"));
-    let mut tools = ToolRegistry::builtin();
-    tools.register(mentorfy_mentor::Tool::new("memory_search", "search", json!({"type": "object"}), |_, _| async {
+    dir.write("rafael-tatts/x.toml", &agent_toml("rafael-x", "tools = [\"lookup_prices\", \"session_answers\"]"));
+    let mut tools = registry();
+    tools.register(mentorfy_mentor::Tool::new("lookup_prices", "prices", json!({"type": "object"}), |_, _| async {
         Ok(json!([]))
     }));
     let agents = Agents::load(Some(dir.path()), &orgs(), &tools).unwrap();
-    assert_eq!(agents.get("rafael-x").unwrap().tools, ["memory_search", "session_answers"]);
+    assert_eq!(agents.get("rafael-x").unwrap().tools, ["lookup_prices", "session_answers"]);
+    let err = Agents::load(Some(dir.path()), &orgs(), &registry()).unwrap_err();
+    assert!(err.contains("unknown tool 'lookup_prices'"), "{err}");
 }
 
 #[test]
@@ -268,7 +282,7 @@ fn another_org_cannot_take_a_shipped_id() {
     let dir = Dir::new();
     let text = agent_toml("rafael-chat", "").replace("rafael-tatts", "rafael-piercing");
     let file = dir.write("rafael-piercing/chat.toml", &text);
-    let err = Agents::load(Some(dir.path()), &orgs, &ToolRegistry::builtin()).unwrap_err();
+    let err = Agents::load(Some(dir.path()), &orgs, &registry()).unwrap_err();
     assert!(err.starts_with(&file) && err.contains("id:") && err.contains("belongs to org 'rafael-tatts'"), "{err}");
 }
 

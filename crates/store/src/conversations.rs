@@ -267,6 +267,16 @@ impl Store {
     /// conversation already holds changes nothing ([`InsertOutcome::Duplicate`]). An unknown conversation, a
     /// reused `id` or a value outside the checks (role, status) is [`StoreError::Conflict`].
     pub async fn insert_message(&self, m: NewMessage<'_>) -> Result<InsertOutcome, StoreError> {
+        self.insert_message_and_enqueue(m, &[]).await
+    }
+
+    /// [`Store::insert_message`], and enqueues `jobs` in the same transaction if (and only if) the message was
+    /// inserted: the message and the work it causes commit together.
+    pub async fn insert_message_and_enqueue(
+        &self,
+        m: NewMessage<'_>,
+        jobs: &[crate::NewJob],
+    ) -> Result<InsertOutcome, StoreError> {
         let kind = self.kind();
         let created = ts(kind, m.created_at);
         let insert = Query::insert()
@@ -326,6 +336,9 @@ impl Store {
             return Ok(InsertOutcome::Duplicate);
         }
         tx.execute(&rollup).await?;
+        for job in jobs {
+            self.enqueue_in(&mut tx, job).await?;
+        }
         tx.commit().await?;
         Ok(InsertOutcome::Inserted)
     }

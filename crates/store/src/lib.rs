@@ -15,6 +15,6 @@ pub use conversations::{ConversationRow, InsertOutcome, MessageRow, NewConversat
 pub use db::{Store, StoreKind, create_scratch_schema, drop_scratch_schema};
 pub use dialect::now;
 pub use error::StoreError;
-pub use llm_calls::{LlmCallFilter, LlmCallRow};
 pub use jobs::*;
+pub use llm_calls::{LlmCallFilter, LlmCallRow};
 pub use memories::*;

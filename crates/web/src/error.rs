@@ -130,6 +130,7 @@ impl From<MentorError> for AppError {
             MentorError::Conflict(m) => AppError::new(StatusCode::CONFLICT, "conflict", m),
             MentorError::Store(s) => s.into(),
             MentorError::Llm(e) => e.into(),
+            MentorError::Memory(m) => AppError::new(StatusCode::SERVICE_UNAVAILABLE, "memory_unavailable", m),
         }
     }
 }

@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 
 use axum::extract::DefaultBodyLimit;
 
-use crate::api::{chat, health, sessions};
+use crate::api::{chat, health, memories, sessions};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -55,6 +55,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(sessions::get_session, sessions::patch_session))
         .routes(routes!(sessions::complete_session))
         .routes(routes!(sessions::link_session))
+        .routes(routes!(memories::list_memories))
         .routes({
             let (schemas, paths, method) = routes!(chat::chat);
             (schemas, paths, method.layer(DefaultBodyLimit::max(chat::CHAT_BODY_LIMIT)))

@@ -10,14 +10,18 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use mentorfy_auth::{ClerkSettings, ClerkVerifier};
 use mentorfy_core::config::redact_url_password;
 use mentorfy_core::{Config, LlmConfig, OrgRegistry, TraceExport};
+use mentorfy_jobs::{Jobs, Registry, WorkerSettings, Workers, WorkersHandle};
 use mentorfy_llm::{AnthropicAuth, Gateway, GatewaySettings, PriceTable, ProviderKind, ProviderSettings};
-use mentorfy_mentor::{Agents, ChatService, Sessions, ToolRegistry, Tracer};
+use mentorfy_memory::{
+    EmbeddedMemory, Embedder, KnowledgeBase, MemoryStore, Supermemory, SupermemoryConfig, split_markdown,
+};
+use mentorfy_mentor::{Agents, ChatService, MemoryService, Sessions, ToolRegistry, Tracer};
 use mentorfy_otlp::{Exporter, ExporterSettings, Protocol, Resource};
 use mentorfy_store::Store;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -29,7 +33,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::error::AppError;
 use crate::extract::BODY_LIMIT;
 use crate::routes;
-use crate::state::AppState;
+use crate::state::{AppState, JobsSetup};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -77,8 +81,14 @@ pub async fn prepare(config: Arc<Config>) -> Result<AppState, StartupError> {
         }
     }
     let orgs = Arc::new(orgs);
-    let sessions = Sessions::new(store.clone(), orgs.clone(), config.default_country_code.clone());
-    let tools = ToolRegistry::builtin();
+    let jobs = Jobs::new(store.clone());
+    let sessions =
+        Sessions::new(store.clone(), orgs.clone(), config.default_country_code.clone()).with_jobs(jobs.clone());
+    let memory = memory_service(&config, &store, &orgs)?;
+    let mut tools = ToolRegistry::builtin();
+    for tool in memory.tools() {
+        tools.register(tool);
+    }
     let agents = Agents::load(config.agents_dir.as_deref(), &orgs, &tools).map_err(StartupError)?;
     for agent in agents.list() {
         tracing::debug!(agent = %agent.id, provider = %agent.provider, model = %agent.model, "agent loaded");
@@ -89,8 +99,113 @@ pub async fn prepare(config: Arc<Config>) -> Result<AppState, StartupError> {
         .map_err(|e| StartupError(format!("cannot build the LLM gateway: {e}")))?;
     let exporter = trace_exporter(&config)?;
     let tracer = Tracer::new(store.clone(), exporter, Arc::new(prices), config.trace_content);
-    let chat = ChatService::new(store.clone(), orgs, gateway.clone(), agents, tools, tracer, config.chat_history_turns);
-    Ok(AppState::new(config, store, sessions, clerk, chat, gateway))
+    let chat = ChatService::new(
+        store.clone(),
+        orgs,
+        gateway.clone(),
+        agents,
+        tools,
+        tracer,
+        config.chat_history_turns,
+        memory.clone(),
+        Some(jobs.clone()),
+    );
+    let mut registry = Registry::new();
+    let deps = mentorfy_mentor::jobs::JobDeps {
+        store: store.clone(),
+        sessions: sessions.clone(),
+        memory,
+        abandon_after: config.abandon_after,
+        assistant_name: "Assistant".to_owned(),
+    };
+    mentorfy_mentor::jobs::register(&mut registry, &deps);
+    let jobs = JobsSetup { jobs, registry, recurring: mentorfy_mentor::jobs::recurring(&config) };
+    Ok(AppState::new(config, store, sessions, clerk, chat, gateway, jobs))
+}
+
+/// Knowledge pages shipped in the binary: `knowledge/<org>/<file>.md` at the repository root.
+const BUILTIN_KNOWLEDGE: &[(&str, &str, &str)] = &[
+    ("rafael-tatts", "pricing.md", include_str!("../../../knowledge/rafael-tatts/pricing.md")),
+    ("rafael-tatts", "booking.md", include_str!("../../../knowledge/rafael-tatts/booking.md")),
+    (
+        "rafael-tatts",
+        "growing-your-business.md",
+        include_str!("../../../knowledge/rafael-tatts/growing-your-business.md"),
+    ),
+];
+
+/// Memory: Supermemory when `SUPERMEMORY_API_KEY` is set, else the embedded engine on our database (with
+/// static embeddings when `MENTORFY_EMBED_MODEL` names a model); the knowledge pages, shipped and extra.
+fn memory_service(config: &Config, store: &Store, orgs: &OrgRegistry) -> Result<MemoryService, StartupError> {
+    let embedder = match &config.memory.embed_model {
+        Some(path) => {
+            let e = Embedder::load(path)
+                .map_err(|e| StartupError(format!("MENTORFY_EMBED_MODEL: cannot load {}: {e}", path.display())))?;
+            tracing::info!(model = %e.name(), dim = e.dim(), "memory search: keywords (BM25) blended with static embeddings");
+            Some(Arc::new(e))
+        }
+        None => {
+            tracing::info!(
+                "memory search: keywords (BM25) only; set MENTORFY_EMBED_MODEL to a model2vec folder for semantic search"
+            );
+            None
+        }
+    };
+    let backend: Arc<dyn MemoryStore> = match &config.memory.supermemory_api_key {
+        Some(key) => {
+            let settings = SupermemoryConfig::new(config.memory.supermemory_base_url.clone(), key.expose());
+            let client = Supermemory::new(settings).map_err(|e| StartupError(format!("SUPERMEMORY_API_KEY: {e}")))?;
+            tracing::info!(base_url = %config.memory.supermemory_base_url, "memories are kept in Supermemory");
+            Arc::new(client)
+        }
+        None => Arc::new(EmbeddedMemory::new(store.clone(), embedder.clone())),
+    };
+    let knowledge = knowledge_base(config.memory.knowledge_dir.as_deref(), embedder)?;
+    for org in orgs.ids() {
+        tracing::debug!(org = %org, chunks = knowledge.chunk_count(org.as_str()), "knowledge loaded");
+    }
+    Ok(MemoryService::new(backend, Arc::new(knowledge), orgs.clone(), config.memory.token_budget as usize))
+}
+
+/// The shipped knowledge pages plus `<dir>/<org>/*.md`; a file in `dir` with a shipped page's name replaces it.
+fn knowledge_base(
+    dir: Option<&std::path::Path>,
+    embedder: Option<Arc<Embedder>>,
+) -> Result<KnowledgeBase, StartupError> {
+    let mut pages: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> = Default::default();
+    for (org, file, text) in BUILTIN_KNOWLEDGE {
+        pages.entry((*org).to_owned()).or_default().insert((*file).to_owned(), (*text).to_owned());
+    }
+    if let Some(dir) = dir {
+        let read_dir = |p: &std::path::Path| {
+            std::fs::read_dir(p)
+                .map_err(|e| StartupError(format!("MENTORFY_KNOWLEDGE_DIR: cannot read {}: {e}", p.display())))
+        };
+        for org_entry in read_dir(dir)? {
+            let org_path = org_entry.map_err(|e| StartupError(format!("MENTORFY_KNOWLEDGE_DIR: {e}")))?.path();
+            let Some(org) = org_path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else { continue };
+            if !org_path.is_dir() {
+                continue;
+            }
+            for file_entry in read_dir(&org_path)? {
+                let path = file_entry.map_err(|e| StartupError(format!("MENTORFY_KNOWLEDGE_DIR: {e}")))?.path();
+                if path.extension().is_none_or(|x| x != "md") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    StartupError(format!("MENTORFY_KNOWLEDGE_DIR: cannot read {}: {e}", path.display()))
+                })?;
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+                pages.entry(org.clone()).or_default().insert(name, text);
+            }
+        }
+    }
+    let mut kb = KnowledgeBase::empty(embedder);
+    for (org, files) in pages {
+        let chunks = files.iter().flat_map(|(file, text)| split_markdown(file, text)).collect();
+        kb.insert(org, chunks);
+    }
+    Ok(kb)
 }
 
 /// The gateway's providers and limits, from the configuration.
@@ -191,8 +306,16 @@ fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     AppError::internal("a handler panicked").into_response()
 }
 
+/// Starts job workers with the app's registry and recurring jobs, woken by `state.jobs()`; `concurrency`
+/// overrides `MENTORFY_WORKERS`. `serve` calls this; so does `mentorfy worker` (workers without HTTP).
+pub fn start_workers(state: &AppState, concurrency: usize) -> WorkersHandle {
+    let settings = WorkerSettings { concurrency, ..WorkerSettings::from_config(state.config()) };
+    Workers::start_with(state.jobs().clone(), state.job_registry().clone(), settings, state.recurring_jobs().to_vec())
+}
+
 /// Serves until `shutdown` resolves, then stops accepting, gives in-flight requests up to
-/// `shutdown_timeout` to finish, stops background tasks and closes the pool.
+/// `shutdown_timeout` to finish, stops the job workers (running jobs get `shutdown_timeout` too, then are
+/// released) and background tasks, and closes the pool.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -202,7 +325,10 @@ pub async fn serve(
     let store = state.store().clone();
     let state_exporter = state.chat().tracer().exporter().clone();
     let stop = CancellationToken::new();
-    let sweep = tokio::spawn(abandoned_sweep(state.clone(), stop.clone()));
+    let workers = match usize::try_from(config.jobs.workers) {
+        Ok(n) if n > 0 => Some(start_workers(&state, n)),
+        _ => None,
+    };
     let checkpoints = tokio::spawn(wal_checkpoints(store.clone(), stop.clone()));
 
     let graceful = stop.clone();
@@ -230,7 +356,9 @@ pub async fn serve(
         }
     };
     stop.cancel();
-    let _ = sweep.await;
+    if let Some(workers) = workers {
+        workers.shutdown().await;
+    }
     let _ = checkpoints.await;
     let exporter = state_exporter;
     exporter.shutdown(Duration::from_secs(5)).await;
@@ -246,25 +374,6 @@ pub async fn serve(
     store.close().await;
     tracing::info!("shutdown complete");
     result
-}
-
-/// Periodically marks idle sessions abandoned. (Moves onto the job queue when it exists.)
-async fn abandoned_sweep(state: AppState, stop: CancellationToken) {
-    let every = state.config().sweep_interval.max(Duration::from_millis(100));
-    let idle = state.config().abandon_after;
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        match state.sessions().sweep_abandoned(idle).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(sessions = n, "marked idle sessions abandoned"),
-            Err(e) => tracing::warn!(error = %e, "abandoned-session sweep failed; will retry"),
-        }
-    }
 }
 
 /// Keeps SQLite's write-ahead log short off the request path (see `Store::checkpoint`).

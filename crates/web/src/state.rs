@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use mentorfy_auth::{ClerkClaims, ClerkVerifier};
 use mentorfy_core::Config;
+use mentorfy_jobs::{Jobs, Recurring, Registry};
 use mentorfy_llm::Gateway;
 use mentorfy_mentor::{ChatService, Sessions};
 use mentorfy_store::Store;
@@ -23,6 +24,17 @@ struct Inner {
     clerk: Option<ClerkVerifier>,
     chat: ChatService,
     gateway: Gateway,
+    jobs: Jobs,
+    job_registry: Registry,
+    recurring: Vec<Recurring>,
+}
+
+/// The job queue as the app sees it: where to enqueue, what the workers run, and the periodic jobs.
+pub struct JobsSetup {
+    /// Enqueue through this (or enqueue in a store transaction and call `notify`) to wake in-process workers.
+    pub jobs: Jobs,
+    pub registry: Registry,
+    pub recurring: Vec<Recurring>,
 }
 
 impl AppState {
@@ -33,8 +45,30 @@ impl AppState {
         clerk: Option<ClerkVerifier>,
         chat: ChatService,
         gateway: Gateway,
+        jobs: JobsSetup,
     ) -> Self {
-        Self { inner: Arc::new(Inner { config, store, sessions, clerk, chat, gateway }) }
+        let JobsSetup { jobs, registry: job_registry, recurring } = jobs;
+        Self { inner: Arc::new(Inner { config, store, sessions, clerk, chat, gateway, jobs, job_registry, recurring }) }
+    }
+
+    /// Enqueue jobs and wake this process's workers (`state.jobs().notify()` after a transactional enqueue).
+    pub fn jobs(&self) -> &Jobs {
+        &self.inner.jobs
+    }
+
+    /// The handlers workers run (built by `prepare`; `serve` and `mentorfy worker` start workers with it).
+    pub fn job_registry(&self) -> &Registry {
+        &self.inner.job_registry
+    }
+
+    /// The periodic jobs the workers ensure at start-up.
+    pub fn recurring_jobs(&self) -> &[Recurring] {
+        &self.inner.recurring
+    }
+
+    /// The session memory (recall, listing, the memory and knowledge tools).
+    pub fn memory(&self) -> &mentorfy_mentor::MemoryService {
+        self.inner.chat.memory()
     }
 
     pub fn chat(&self) -> &ChatService {

@@ -3,4 +3,5 @@
 
 pub mod chat;
 pub mod health;
+pub mod memories;
 pub mod sessions;

@@ -3,6 +3,7 @@
 
 mod chat;
 mod errors;
+mod memory;
 mod platform;
 mod returning;
 mod sessions;
