@@ -16,6 +16,9 @@ use crate::tools::Tool;
 
 /// How many memories a prompt recalls at most (then cut to the token budget).
 const PROMPT_MEMORIES: usize = 12;
+/// Longest a prompt waits for recall: past it the chat goes on without memories (a slow memory service must not
+/// stall every answer).
+const RECALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 /// Results a search tool returns by default and at most.
 const TOOL_DEFAULT_LIMIT: usize = 5;
 const TOOL_MAX_LIMIT: usize = 20;
@@ -69,10 +72,15 @@ impl MemoryService {
     /// memory outage must not stop a chat, so it is logged and the prompt says there are no memories.
     pub async fn recall_for_prompt(&self, session: &Session, query: &str) -> Vec<String> {
         let options = SearchOptions { limit: PROMPT_MEMORIES, token_budget: Some(self.inner.token_budget) };
-        match self.search_session(&session.org_id, session.id, query, options).await {
-            Ok(hits) => hits.iter().map(|h| format!("({}) {}", day(h.created_at), h.content)).collect(),
-            Err(e) => {
+        let search = self.search_session(&session.org_id, session.id, query, options);
+        match tokio::time::timeout(RECALL_TIMEOUT, search).await {
+            Ok(Ok(hits)) => hits.iter().map(|h| format!("({}) {}", day(h.created_at), h.content)).collect(),
+            Ok(Err(e)) => {
                 tracing::warn!(session_id = %session.id, backend = self.backend(), error = %e, "memory recall failed; answering without memories");
+                Vec::new()
+            }
+            Err(_) => {
+                tracing::warn!(session_id = %session.id, backend = self.backend(), timeout_ms = RECALL_TIMEOUT.as_millis() as u64, "memory recall timed out; answering without memories");
                 Vec::new()
             }
         }

@@ -18,6 +18,7 @@ both_backends!(
     memory_and_knowledge_tools_answer_the_model,
     supermemory_receives_the_memories_and_an_outage_only_delays_them,
     bad_memory_queries_are_envelopes,
+    a_memory_outage_never_fails_a_chat,
 );
 
 const MODEL_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/models/potion-base-8M");
@@ -287,4 +288,24 @@ async fn bad_memory_queries_are_envelopes(db: TestDb) {
     expect_error(app.get(&format!("/api/session/{unknown}/memories")).await, 404, "not_found").await;
     expect_error(app.get("/api/session/not-a-uuid/memories").await, 404, "not_found").await;
     assert!(memories(&app, &session, "").await.is_empty());
+}
+
+async fn a_memory_outage_never_fails_a_chat(db: TestDb) {
+    let fake = FakeAnthropic::start().await;
+    let memory = FakeSupermemory::start().await;
+    let app =
+        spawn(db, &fake, &[("SUPERMEMORY_API_KEY", API_KEY.to_owned()), ("SUPERMEMORY_BASE_URL", memory.url())]).await;
+    let session = app.create_session(json!({"orgId": "rafael-tatts"})).await;
+    memory.fail_next(1_000, 500, None);
+    fake.push(Reply::text("Still here."));
+    let raw = chat(&app, &session, "Any advice?", "u1").await;
+    assert!(raw.contains(r#""finishReason":"stop""#), "{raw}");
+    let system = system_text(&fake.last_request().unwrap().body);
+    assert!(system.contains("(no memories yet)"), "{system}");
+    assert!(memory.requests().iter().any(|r| r.path == "/v4/search" && r.status == 500), "recall was attempted");
+    // The listing endpoint says what failed instead.
+    let err =
+        expect_error(app.get(&format!("/api/session/{session}/memories?q=advice")).await, 503, "memory_unavailable")
+            .await;
+    assert!(err["message"].as_str().unwrap().contains("memory"), "{err}");
 }
