@@ -27,6 +27,10 @@ pub enum Command {
     Worker(crate::jobs_cli::WorkerArgs),
     /// Show the job queue: counts per queue and state, and the latest dead jobs.
     Jobs(crate::jobs_cli::JobsArgs),
+    /// Manage local admin accounts (sign-in for the admin API).
+    Admin(crate::admin_cli::AdminArgs),
+    /// Manage project API keys (for the ingestion API).
+    Keys(crate::admin_cli::KeysArgs),
     /// Run a benchmark against a server started in this process.
     #[command(subcommand)]
     Bench(BenchCommand),

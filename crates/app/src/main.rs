@@ -1,6 +1,7 @@
 //! The `mentorfy` binary: command-line parsing, logging and process lifecycle. Everything else lives in the
 //! library crates; this file only wires them together.
 
+mod admin_cli;
 mod bench;
 mod bench_memory;
 mod cli;
@@ -68,6 +69,8 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Memory(args)) => bench_memory::run(config, args).await,
         Command::Worker(args) => jobs_cli::worker(config, args).await,
         Command::Jobs(args) => jobs_cli::jobs(config, args).await,
+        Command::Admin(args) => admin_cli::admin(config, args).await,
+        Command::Keys(args) => admin_cli::keys(config, args).await,
     }
 }
 

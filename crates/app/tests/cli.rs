@@ -70,9 +70,19 @@ impl Sandbox {
 
     /// Runs a command to completion, stdout and stderr captured through files (no pipe can fill up).
     fn run(&self, args: &[&str], vars: &[(&str, &str)]) -> Finished {
+        self.run_with_stdin(args, vars, None)
+    }
+
+    /// [`Sandbox::run`] with `stdin` (when given) fed from a file, as a shell pipe would.
+    fn run_with_stdin(&self, args: &[&str], vars: &[(&str, &str)], stdin: Option<&str>) -> Finished {
         let (out_path, err_path) = (self.out("run.stdout"), self.out("run.stderr"));
-        let child = self
-            .command(args, vars)
+        let mut cmd = self.command(args, vars);
+        if let Some(input) = stdin {
+            let in_path = self.out("run.stdin");
+            std::fs::write(&in_path, input).expect("stdin file");
+            cmd.stdin(File::open(&in_path).expect("stdin file"));
+        }
+        let child = cmd
             .stdout(File::create(&out_path).expect("stdout file"))
             .stderr(File::create(&err_path).expect("stderr file"))
             .spawn()
@@ -571,4 +581,71 @@ fn bench_sessions_runs_a_short_load_and_reports_percentiles() {
     let (p50, p99) = (all["p50_ms"].as_f64(), all["p99_ms"].as_f64());
     let (Some(p50), Some(p99)) = (p50, p99) else { panic!("percentiles missing: {all}") };
     assert!(p50 >= 0.0 && p50 <= p99, "p50 {p50} ms should be at most p99 {p99} ms: {all}");
+}
+
+#[test]
+fn admin_create_reads_the_password_from_a_pipe_and_refuses_short_ones() {
+    let sandbox = Sandbox::new();
+    let url = format!("sqlite://{}", sandbox.out("admin.db").display());
+    let vars = [("DATABASE_URL", url.as_str()), ("MENTORFY_LOG", "warn")];
+    let help = sandbox.run(&["admin", "create", "--help"], &vars);
+    assert_eq!(help.status.code(), Some(0), "{}", help.describe());
+    assert!(help.stdout.contains("--email") && help.stdout.contains("stdin"), "{}", help.describe());
+
+    let short = sandbox.run_with_stdin(&["admin", "create", "--email", "a@example.com"], &vars, Some("short\n"));
+    assert_ne!(short.status.code(), Some(0), "{}", short.describe());
+    assert!(short.stderr.contains("12"), "{}", short.describe());
+    let empty = sandbox.run_with_stdin(&["admin", "create", "--email", "a@example.com"], &vars, Some(""));
+    assert_ne!(empty.status.code(), Some(0), "{}", empty.describe());
+
+    let password = "a long enough password";
+    let ok = sandbox.run_with_stdin(
+        &["admin", "create", "--email", "Ada@Example.com"],
+        &vars,
+        Some(&format!("{password}\n")),
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}", ok.describe());
+    assert!(ok.stdout.contains("ada@example.com"), "{}", ok.describe());
+    assert!(!ok.stdout.contains(password) && !ok.stderr.contains(password), "the password is never printed");
+    let again = sandbox.run_with_stdin(
+        &["admin", "create", "--email", "ada@example.com"],
+        &vars,
+        Some("another long password\n"),
+    );
+    assert_ne!(again.status.code(), Some(0), "{}", again.describe());
+    assert!(again.stderr.contains("already exists"), "{}", again.describe());
+}
+
+#[test]
+fn keys_create_prints_the_key_last_then_list_and_revoke_work() {
+    let sandbox = Sandbox::new();
+    let url = format!("sqlite://{}", sandbox.out("keys.db").display());
+    let vars = [("DATABASE_URL", url.as_str()), ("MENTORFY_LOG", "warn")];
+    for sub in ["create", "list", "revoke"] {
+        let help = sandbox.run(&["keys", sub, "--help"], &vars);
+        assert_eq!(help.status.code(), Some(0), "{}", help.describe());
+    }
+    let created = sandbox.run(&["keys", "create", "--name", "ingest", "--environment", "staging"], &vars);
+    assert_eq!(created.status.code(), Some(0), "{}", created.describe());
+    let key = created.stdout.lines().last().expect("a line").trim().to_owned();
+    assert!(key.starts_with("sk_sensei_") && key.len() == 68, "{}", created.describe());
+    assert!(created.stderr.contains("staging") && !created.stderr.contains(&key), "{}", created.describe());
+
+    let list = sandbox.run(&["keys", "list", "--json"], &vars);
+    assert_eq!(list.status.code(), Some(0), "{}", list.describe());
+    let v: Value = serde_json::from_str(list.stdout.trim()).expect("one JSON object");
+    assert_eq!(v["keys"][0]["name"], "ingest");
+    assert!(v["keys"][0]["revokedAt"].is_null());
+    assert!(!list.stdout.contains(&key[key.len() - 49..]), "the secret is never listed");
+    let id = v["keys"][0]["id"].as_str().expect("id").to_owned();
+
+    let revoked = sandbox.run(&["keys", "revoke", &id], &vars);
+    assert_eq!(revoked.status.code(), Some(0), "{}", revoked.describe());
+    let list = sandbox.run(&["keys", "list", "--json"], &vars);
+    let v: Value = serde_json::from_str(list.stdout.trim()).expect("one JSON object");
+    assert!(v["keys"][0]["revokedAt"].is_string(), "{v}");
+    let unknown = sandbox.run(&["keys", "revoke", "0190a5b4-0000-7000-8000-000000000000"], &vars);
+    assert_ne!(unknown.status.code(), Some(0), "{}", unknown.describe());
+    let text = sandbox.run(&["keys", "list"], &vars);
+    assert!(text.stdout.contains("revoked") && text.stdout.contains("sk_sensei_"), "{}", text.describe());
 }

@@ -7,6 +7,10 @@ pub enum AuthError {
     /// Maps to HTTP 401.
     #[error("invalid token: {0}")]
     InvalidToken(String),
+    /// The credential is valid but its holder may not do this (for example not in `SENSEI_ADMIN_EMAILS`).
+    /// Maps to HTTP 403.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The key source (JWKS endpoint) could not be reached or answered badly. Maps to HTTP 503.
     #[error("{0}")]
     Unavailable(String),

@@ -1,4 +1,4 @@
-//! A cache of RS256 verification keys fetched from a JWKS endpoint, with single-flight, rate-limited refetches;
+//! A cache of verification keys (RS256 for Clerk; ES256/RS256 for Supabase) fetched from a JWKS endpoint, with single-flight, rate-limited refetches;
 //! must never fetch keys from a location named by a token, nor hit the endpoint more than the rate limit allows.
 
 use std::collections::HashMap;
@@ -28,7 +28,13 @@ const B64URL: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
+/// Turns a JWKS document into the usable keys by `kid`.
+pub(crate) type JwksParser = fn(&[u8]) -> Result<HashMap<String, DecodingKey>, String>;
+
 pub(crate) struct JwksCache {
+    /// Who serves the keys, for messages ("Clerk", "Supabase").
+    label: &'static str,
+    parse: JwksParser,
     url: reqwest::Url,
     http: reqwest::Client,
     ttl: Duration,
@@ -65,7 +71,20 @@ enum Next {
 
 impl JwksCache {
     pub(crate) fn new(url: reqwest::Url, http: reqwest::Client, ttl: Duration, min_refetch_interval: Duration) -> Self {
+        Self::with_parser("Clerk", parse_jwks, url, http, ttl, min_refetch_interval)
+    }
+
+    pub(crate) fn with_parser(
+        label: &'static str,
+        parse: JwksParser,
+        url: reqwest::Url,
+        http: reqwest::Client,
+        ttl: Duration,
+        min_refetch_interval: Duration,
+    ) -> Self {
         Self {
+            label,
+            parse,
             url,
             http,
             ttl,
@@ -73,6 +92,13 @@ impl JwksCache {
             state: RwLock::new(CacheState::default()),
             fetch_lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Forgets every cached key: the next token fetches the JWKS again (rate limit permitting).
+    pub(crate) fn purge(&self) {
+        let mut state = self.write();
+        state.keys.clear();
+        state.fetched_at = None;
     }
 
     pub(crate) fn url(&self) -> &reqwest::Url {
@@ -98,14 +124,14 @@ impl JwksCache {
             Next::UnknownKidThrottled => return Err(unknown_kid()),
             Next::FailingThrottled(error) => {
                 return Err(AuthError::Unavailable(format!(
-                    "Clerk JWKS unavailable (not retried for {:?} after: {error})",
-                    self.min_refetch_interval
+                    "{} JWKS unavailable (not retried for {:?} after: {error})",
+                    self.label, self.min_refetch_interval
                 )));
             }
             Next::Fetch => {}
         }
 
-        tracing::debug!(url = %self.url, "fetching Clerk JWKS");
+        tracing::debug!(url = %self.url, source = self.label, "fetching JWKS");
         let result = self.fetch().await;
         let mut state = self.write();
         let now = Instant::now();
@@ -146,6 +172,7 @@ impl JwksCache {
 
     async fn fetch(&self) -> Result<HashMap<String, DecodingKey>, String> {
         let url = &self.url;
+        let label = self.label;
         let mut response = self
             .http
             .get(url.clone())
@@ -153,25 +180,25 @@ impl JwksCache {
             .timeout(FETCH_TIMEOUT)
             .send()
             .await
-            .map_err(|e| format!("Clerk JWKS request to {url} failed: {e}"))?;
+            .map_err(|e| format!("{label} JWKS request to {url} failed: {e}"))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(format!("Clerk JWKS endpoint {url} answered HTTP {status}"));
+            return Err(format!("{label} JWKS endpoint {url} answered HTTP {status}"));
         }
         if response.content_length().is_some_and(|len| len > MAX_JWKS_BYTES as u64) {
-            return Err(format!("Clerk JWKS from {url} is too large"));
+            return Err(format!("{label} JWKS from {url} is too large"));
         }
         let mut body = Vec::new();
         while let Some(chunk) =
-            response.chunk().await.map_err(|e| format!("reading Clerk JWKS from {url} failed: {e}"))?
+            response.chunk().await.map_err(|e| format!("reading {label} JWKS from {url} failed: {e}"))?
         {
             if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err(format!("Clerk JWKS from {url} is too large"));
+                return Err(format!("{label} JWKS from {url} is too large"));
             }
             body.extend_from_slice(&chunk);
         }
-        let keys = parse_jwks(&body).map_err(|e| format!("Clerk JWKS from {url}: {e}"))?;
-        tracing::debug!(url = %url, keys = keys.len(), "fetched Clerk JWKS");
+        let keys = (self.parse)(&body).map_err(|e| format!("{label} JWKS from {url}: {e}"))?;
+        tracing::debug!(url = %url, keys = keys.len(), source = label, "fetched JWKS");
         Ok(keys)
     }
 
@@ -186,6 +213,48 @@ impl JwksCache {
 
 fn unknown_kid() -> AuthError {
     AuthError::invalid("unknown signing key id (kid)")
+}
+
+/// The usable ES256 (P-256) and RS256 (≥ 2048-bit) signature keys of a Supabase JWKS document, by `kid`. An empty
+/// key set is not an error here (HS256-only projects publish none); such a cache simply knows no `kid`.
+pub(crate) fn parse_supabase_jwks(body: &[u8]) -> Result<HashMap<String, DecodingKey>, String> {
+    let document: JwksDocument = serde_json::from_slice(body).map_err(|e| format!("not a JWKS document ({e})"))?;
+    let mut keys = HashMap::new();
+    for (index, value) in document.keys.into_iter().enumerate() {
+        match supabase_key(value) {
+            Ok((kid, key)) => {
+                keys.insert(kid, key);
+            }
+            Err(reason) => tracing::debug!(index, reason, "skipping Supabase JWKS entry"),
+        }
+    }
+    Ok(keys)
+}
+
+fn supabase_key(value: serde_json::Value) -> Result<(String, DecodingKey), &'static str> {
+    let kty = value.get("kty").and_then(serde_json::Value::as_str).unwrap_or_default();
+    match kty {
+        "RSA" => rs256_key(value),
+        "EC" => {
+            let field = |name: &str| value.get(name).and_then(serde_json::Value::as_str).map(str::to_owned);
+            if field("crv").as_deref() != Some("P-256") {
+                return Err("not a P-256 key");
+            }
+            if field("alg").is_some_and(|a| a != "ES256") {
+                return Err("not an ES256 key");
+            }
+            if field("use").is_some_and(|u| u != "sig") {
+                return Err("not a signature key");
+            }
+            let kid = field("kid").filter(|k| !k.is_empty()).ok_or("no kid")?;
+            let (Some(x), Some(y)) = (field("x"), field("y")) else {
+                return Err("missing x or y");
+            };
+            let key = DecodingKey::from_ec_components(&x, &y).map_err(|_| "invalid EC public key")?;
+            Ok((kid, key))
+        }
+        _ => Err("unsupported key type"),
+    }
 }
 
 #[derive(Deserialize)]
@@ -271,6 +340,21 @@ mod tests {
     fn jwks_without_usable_keys_is_refused() {
         let body = br#"{"keys":[{"kty":"EC","kid":"a","crv":"P-256","x":"AA","y":"AA"},{"kty":"oct","k":"c2VjcmV0"}]}"#;
         assert!(parse_jwks(body).is_err());
+    }
+
+    #[test]
+    fn supabase_jwks_keeps_p256_keys_and_skips_the_rest() {
+        // The P-256 public key of RFC 7517 appendix A.1.
+        let body = br#"{"keys":[
+            {"kty":"EC","kid":"ec1","alg":"ES256","crv":"P-256","key_ops":["verify"],
+             "x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"},
+            {"kty":"EC","kid":"p384","crv":"P-384","x":"AA","y":"AA"},
+            {"kty":"oct","kid":"hmac","k":"c2VjcmV0"},
+            {"kty":"RSA","kid":"tiny","alg":"RS256","n":"AQAB","e":"AQAB"}
+        ]}"#;
+        let keys = parse_supabase_jwks(body).unwrap_or_default();
+        assert_eq!(keys.keys().collect::<Vec<_>>(), vec!["ec1"]);
+        assert!(parse_supabase_jwks(br#"{"keys":[]}"#).is_ok_and(|k| k.is_empty()));
     }
 
     #[test]

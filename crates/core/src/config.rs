@@ -70,6 +70,23 @@ pub const VARS: &[VarSpec] = &[
     secret("SUPABASE_ANON_KEY", "Supabase anon key."),
     secret("SUPABASE_SERVICE_ROLE_KEY", "Supabase service-role key."),
     secret("SUPABASE_JWT_SECRET", "Supabase legacy HS256 JWT secret."),
+    var(
+        "SENSEI_ADMIN_EMAILS",
+        "",
+        "Comma-separated emails (case-insensitive) of the Supabase users allowed on the admin API; unset: any \
+         authenticated Supabase user.",
+    ),
+    secret(
+        "SENSEI_API_KEY_PEPPER",
+        "Pepper (at least 32 characters) keying the stored digests of API keys; unset: one generated and kept in the \
+         database.",
+    ),
+    var("MENTORFY_ADMIN_TOKEN_TTL", "12h", "Lifetime of the admin tokens issued by `POST /api/v1/auth/login`."),
+    var(
+        "MENTORFY_LOGIN_RATE_LIMIT",
+        "10/15m",
+        "Login attempts allowed per email and per client IP, as `COUNT/WINDOW` (e.g. `10/15m`); more get 429.",
+    ),
     secret("ANTHROPIC_API_KEY", "Anthropic API key: enables Claude agents."),
     var("ANTHROPIC_BASE_URL", "https://api.anthropic.com", "Anthropic API base URL (`/v1/messages` is appended)."),
     var("ANTHROPIC_VERSION", "2023-06-01", "The `anthropic-version` header sent with every Anthropic request."),
@@ -220,6 +237,20 @@ impl ClerkConfig {
     }
 }
 
+/// Admin sign-in and project API keys (issue 5).
+#[derive(Clone, Debug)]
+pub struct AdminConfig {
+    /// Lower-cased; empty means any authenticated Supabase user is an admin.
+    pub admin_emails: Vec<String>,
+    pub api_key_pepper: Option<Secret>,
+    pub token_ttl: Duration,
+    /// At most `login_attempts` logins per `login_window`, per email and per client IP.
+    pub login_attempts: u32,
+    pub login_window: Duration,
+    pub supabase_url: Option<String>,
+    pub supabase_jwt_secret: Option<Secret>,
+}
+
 /// LLM providers and the gateway's limits.
 #[derive(Clone, Debug)]
 pub struct LlmConfig {
@@ -292,6 +323,7 @@ pub struct Config {
     pub orgs_dir: Option<PathBuf>,
     pub default_country_code: Option<String>,
     pub clerk: ClerkConfig,
+    pub admin: AdminConfig,
     pub llm: LlmConfig,
     pub agents_dir: Option<PathBuf>,
     pub chat_history_turns: u32,
@@ -421,6 +453,7 @@ impl Config {
             authorized_parties: split_list(&get("CLERK_AUTHORIZED_PARTIES")),
             secret_key: opt("CLERK_SECRET_KEY").map(Secret::new),
         };
+        let admin = parse_admin(&get, &opt)?;
         let llm = LlmConfig {
             anthropic_api_key: opt("ANTHROPIC_API_KEY").map(Secret::new),
             anthropic_base_url: parse_http_url("ANTHROPIC_BASE_URL", &get("ANTHROPIC_BASE_URL"))?,
@@ -533,6 +566,7 @@ impl Config {
             orgs_dir: opt("MENTORFY_ORGS_DIR").map(PathBuf::from),
             default_country_code,
             clerk,
+            admin,
             origins,
             raw,
         })
@@ -638,6 +672,47 @@ fn database_kind(url: &str) -> Result<DatabaseKind, ConfigError> {
         let scheme = url.split(':').next().unwrap_or_default();
         Err(err("DATABASE_URL", format!("unsupported scheme '{scheme}': use sqlite://PATH or postgres://…")))
     }
+}
+
+fn parse_admin(get: &dyn Fn(&str) -> String, opt: &dyn Fn(&str) -> Option<String>) -> Result<AdminConfig, ConfigError> {
+    let api_key_pepper = opt("SENSEI_API_KEY_PEPPER");
+    if let Some(pepper) = &api_key_pepper
+        && pepper.len() < 32
+    {
+        return Err(err("SENSEI_API_KEY_PEPPER", "must be at least 32 characters (use 32 random bytes, hex-encoded)"));
+    }
+    let token_ttl = parse_duration("MENTORFY_ADMIN_TOKEN_TTL", &get("MENTORFY_ADMIN_TOKEN_TTL"))?;
+    if token_ttl < Duration::from_secs(60) || token_ttl > Duration::from_secs(30 * 86_400) {
+        return Err(err("MENTORFY_ADMIN_TOKEN_TTL", "must be between 1m and 30d"));
+    }
+    let (login_attempts, login_window) = parse_rate("MENTORFY_LOGIN_RATE_LIMIT", &get("MENTORFY_LOGIN_RATE_LIMIT"))?;
+    let supabase_url = opt("SUPABASE_URL").map(|u| u.trim_end_matches('/').to_owned());
+    if let Some(url) = &supabase_url
+        && !(url.starts_with("https://") || url.starts_with("http://"))
+    {
+        return Err(err("SUPABASE_URL", format!("'{url}' is not an http(s) URL")));
+    }
+    Ok(AdminConfig {
+        admin_emails: split_list(&get("SENSEI_ADMIN_EMAILS")).into_iter().map(|e| e.to_lowercase()).collect(),
+        api_key_pepper: api_key_pepper.map(Secret::new),
+        token_ttl,
+        login_attempts,
+        login_window,
+        supabase_url,
+        supabase_jwt_secret: opt("SUPABASE_JWT_SECRET").map(Secret::new),
+    })
+}
+
+/// `COUNT/WINDOW`, such as `10/15m`.
+pub fn parse_rate(var: &str, raw: &str) -> Result<(u32, Duration), ConfigError> {
+    let bad = || err(var, format!("'{raw}' is not a rate such as 10/15m (count per window)"));
+    let (count, window) = raw.split_once('/').ok_or_else(bad)?;
+    let count: u32 = count.trim().parse().map_err(|_| bad())?;
+    let window = parse_duration(var, window.trim())?;
+    if count == 0 || window.is_zero() {
+        return Err(bad());
+    }
+    Ok((count, window))
 }
 
 fn parse_u32(var: &str, raw: &str, min: u32, max: u32) -> Result<u32, ConfigError> {
@@ -929,6 +1004,14 @@ mod tests {
             let e = Config::from_sources(None, env(&[(var, value)])).expect_err("refused");
             assert_eq!(e.var, *var, "{var}={value}: {e}");
         }
+    }
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!(parse_rate("X", "10/15m").ok(), Some((10, Duration::from_secs(900))));
+        assert!(parse_rate("X", "10").is_err());
+        assert!(parse_rate("X", "0/1m").is_err());
+        assert!(parse_rate("X", "5/soon").is_err());
     }
 
     #[test]

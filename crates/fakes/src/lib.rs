@@ -7,4 +7,5 @@ pub mod clerk;
 pub mod openai;
 pub mod otlp;
 pub mod sse;
+pub mod supabase;
 pub mod supermemory;

@@ -2,6 +2,7 @@
 //! pool `DATABASE_URL` chose; dialect differences are fenced in `dialect.rs`. No other crate may contain SQL,
 //! and nothing here knows HTTP.
 
+mod admin;
 mod conversations;
 mod db;
 mod dialect;
@@ -11,6 +12,7 @@ mod llm_calls;
 mod memories;
 mod sessions;
 
+pub use admin::*;
 pub use conversations::{ConversationRow, InsertOutcome, MessageRow, NewConversation, NewMessage};
 pub use db::{Store, StoreKind, create_scratch_schema, drop_scratch_schema};
 pub use dialect::now;

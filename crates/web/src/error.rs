@@ -146,6 +146,7 @@ impl From<AuthError> for AppError {
                 err.internal = Some(detail);
                 err
             }
+            AuthError::Forbidden(why) => AppError::new(StatusCode::FORBIDDEN, "forbidden", why),
             AuthError::Config(detail) => AppError::internal(detail),
         }
     }

@@ -3,6 +3,7 @@
 // `AppError` is ~150 bytes; it only travels on the error path, where a copy costs nothing that matters.
 #![allow(clippy::result_large_err)]
 
+pub mod admin_auth;
 pub mod api;
 pub mod error;
 pub mod extract;

@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 
 use axum::extract::DefaultBodyLimit;
 
-use crate::api::{chat, health, memories, sessions};
+use crate::api::{admin, chat, health, memories, sessions};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -23,6 +23,7 @@ use crate::state::AppState;
     tags(
         (name = "sessions", description = "Mentor's anonymous sessions"),
         (name = "chat", description = "Agents: streamed chat in the AI SDK UI message stream format, and generations"),
+        (name = "admin", description = "Admin sign-in and project API keys (Bearer: a local admin token or a Supabase access token)"),
         (name = "health", description = "Probes for load balancers and orchestrators"),
     )
 )]
@@ -40,6 +41,25 @@ impl utoipa::Modify for SecurityAddon {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
                     .description(Some("A Clerk session token (RS256)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("A local admin token (POST /api/v1/auth/login) or a Supabase access token"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "apiKey",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A project API key sk_sensei_… (also accepted in x-api-key)"))
                     .build(),
             ),
         );
@@ -62,5 +82,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         })
         .routes(routes!(chat::generate))
         .routes(routes!(chat::list_agents))
+        .routes(routes!(admin::login))
+        .routes(routes!(admin::create_api_key, admin::list_api_keys))
+        .routes(routes!(admin::revoke_api_key))
         .split_for_parts()
 }

@@ -30,10 +30,11 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId
 use tower_http::trace::TraceLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::admin_auth::AdminServices;
 use crate::error::AppError;
 use crate::extract::BODY_LIMIT;
 use crate::routes;
-use crate::state::{AppState, JobsSetup};
+use crate::state::{AppState, AuthSetup, JobsSetup};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -69,12 +70,13 @@ pub async fn prepare(config: Arc<Config>) -> Result<AppState, StartupError> {
             ..ClerkSettings::default()
         };
         Some(
-            ClerkVerifier::new(settings, http)
+            ClerkVerifier::new(settings, http.clone())
                 .map_err(|e| StartupError(format!("CLERK_JWT_KEY / CLERK_JWKS_URL: {e}")))?,
         )
     } else {
         None
     };
+    let admin = AdminServices::build(&config, &store, http.clone()).await.map_err(StartupError)?;
     for (feature, enabled, vars) in config.features() {
         if !enabled {
             tracing::info!(feature, "{feature} disabled: set {vars} to enable it");
@@ -120,7 +122,7 @@ pub async fn prepare(config: Arc<Config>) -> Result<AppState, StartupError> {
     };
     mentorfy_mentor::jobs::register(&mut registry, &deps);
     let jobs = JobsSetup { jobs, registry, recurring: mentorfy_mentor::jobs::recurring(&config) };
-    Ok(AppState::new(config, store, sessions, clerk, chat, gateway, jobs))
+    Ok(AppState::new(config, store, sessions, AuthSetup { clerk, admin }, chat, gateway, jobs))
 }
 
 /// Knowledge pages shipped in the binary: `knowledge/<org>/<file>.md` at the repository root.
@@ -339,7 +341,8 @@ pub async fn serve(
             tracing::debug!(error = %e, "could not set TCP_NODELAY on an accepted connection");
         }
     });
-    let server = axum::serve(listener, app(state)).with_graceful_shutdown(async move { graceful.cancelled().await });
+    let server = axum::serve(listener, app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async move { graceful.cancelled().await });
     let mut server = std::pin::pin!(server.into_future());
     let result = tokio::select! {
         r = &mut server => r,

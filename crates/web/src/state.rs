@@ -10,6 +10,7 @@ use mentorfy_mentor::{ChatService, Sessions};
 use mentorfy_store::Store;
 use serde_json::json;
 
+use crate::admin_auth::AdminServices;
 use crate::error::AppError;
 
 #[derive(Clone)]
@@ -22,11 +23,20 @@ struct Inner {
     store: Store,
     sessions: Sessions,
     clerk: Option<ClerkVerifier>,
+    admin: AdminServices,
     chat: ChatService,
     gateway: Gateway,
     jobs: Jobs,
     job_registry: Registry,
     recurring: Vec<Recurring>,
+}
+
+/// The verifiers of incoming credentials.
+pub struct AuthSetup {
+    /// Clerk session tokens (app routes); `None` when Clerk is not configured.
+    pub clerk: Option<ClerkVerifier>,
+    /// Admin tokens, API keys and the login limiter.
+    pub admin: AdminServices,
 }
 
 /// The job queue as the app sees it: where to enqueue, what the workers run, and the periodic jobs.
@@ -42,13 +52,32 @@ impl AppState {
         config: Arc<Config>,
         store: Store,
         sessions: Sessions,
-        clerk: Option<ClerkVerifier>,
+        auth: AuthSetup,
         chat: ChatService,
         gateway: Gateway,
         jobs: JobsSetup,
     ) -> Self {
         let JobsSetup { jobs, registry: job_registry, recurring } = jobs;
-        Self { inner: Arc::new(Inner { config, store, sessions, clerk, chat, gateway, jobs, job_registry, recurring }) }
+        let AuthSetup { clerk, admin } = auth;
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                sessions,
+                clerk,
+                admin,
+                chat,
+                gateway,
+                jobs,
+                job_registry,
+                recurring,
+            }),
+        }
+    }
+
+    /// Admin token verification, API keys and the login limiter.
+    pub fn admin(&self) -> &AdminServices {
+        &self.inner.admin
     }
 
     /// Enqueue jobs and wake this process's workers (`state.jobs().notify()` after a transactional enqueue).

@@ -1,6 +1,7 @@
 //! JSON API handlers, one file per resource. Handlers parse, call the domain, and map the result: no SQL,
 //! no business rules.
 
+pub mod admin;
 pub mod chat;
 pub mod health;
 pub mod memories;

@@ -1,6 +1,7 @@
 //! Integration tests of the HTTP API: the real app on a random port, on SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns
 
+mod admin;
 mod chat;
 mod errors;
 mod memory;

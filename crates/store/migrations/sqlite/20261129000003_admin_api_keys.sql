@@ -1,0 +1,36 @@
+-- Admin accounts, project API keys and the single row of generated server secrets (issue 5). Types as in 000001:
+-- UUIDs as 16-byte BLOBs, timestamps as RFC 3339 UTC text with exactly 6 fractional digits.
+CREATE TABLE admins (
+    id            BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 16),
+    -- Stored lower-cased, so uniqueness is case-insensitive.
+    email         TEXT NOT NULL UNIQUE CHECK (email <> '' AND email = lower(email)),
+    -- argon2id PHC string.
+    password_hash TEXT NOT NULL CHECK (password_hash LIKE '$argon2id$%'),
+    created_at    TEXT NOT NULL,
+    last_login_at TEXT
+) STRICT;
+
+CREATE TABLE api_keys (
+    id           BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 16),
+    name         TEXT NOT NULL CHECK (name <> ''),
+    environment  TEXT NOT NULL DEFAULT 'production' CHECK (environment <> ''),
+    -- `sk_sensei_<id>`: the public part, shown in listings and logs, used for lookup.
+    prefix       TEXT NOT NULL UNIQUE,
+    -- HMAC-SHA-256(pepper, full key): 32 bytes. The key itself is never stored.
+    key_hash     BLOB NOT NULL UNIQUE CHECK (length(key_hash) = 32),
+    created_at   TEXT NOT NULL,
+    last_used_at TEXT,
+    revoked_at   TEXT,
+    -- Who created it: `admin:<uuid>`, `supabase:<uuid>` or `cli`.
+    created_by   TEXT
+) STRICT;
+
+-- Exactly one row: secrets generated on first start and shared by every server using this database.
+CREATE TABLE app_settings (
+    id               INTEGER PRIMARY KEY CHECK (id = 1),
+    -- Hex, 32 random bytes: signs local admin tokens (HS256).
+    admin_jwt_secret TEXT NOT NULL CHECK (length(admin_jwt_secret) >= 64),
+    -- Hex, 32 random bytes: keys API-key digests when SENSEI_API_KEY_PEPPER is not set.
+    api_key_pepper   TEXT NOT NULL CHECK (length(api_key_pepper) >= 64),
+    created_at       TEXT NOT NULL
+) STRICT;
