@@ -208,25 +208,21 @@ impl Store {
 
     /// Deletes the memory `id` if it belongs to `container`; true when a row was deleted.
     pub async fn delete_memory(&self, container: &str, id: Uuid) -> Result<bool, StoreError> {
-        let stmt = Query::delete()
-            .from_table(Memories::Table)
-            .and_where(Expr::col(Memories::Container).eq(container))
-            .and_where(Expr::col(Memories::Id).eq(id))
-            .to_owned();
-        let mut tx = self.begin_for_update().await?;
-        tx.execute(&bump_version(container)?).await?;
-        let deleted = tx.execute(&stmt).await? > 0;
-        recount(&mut tx, container).await?;
-        tx.commit().await?;
-        Ok(deleted)
+        self.delete_memory_where(container, Expr::col(Memories::Id).eq(id)).await
     }
 
     /// Deletes the container's memory with this `key`, if any; true when a row was deleted.
     pub async fn delete_memory_by_key(&self, container: &str, key: &str) -> Result<bool, StoreError> {
+        self.delete_memory_where(container, Expr::col(Memories::Key).eq(key)).await
+    }
+
+    /// Deletes the container's memories matching `which`, bumping the container's version and recounting in the
+    /// same transaction.
+    async fn delete_memory_where(&self, container: &str, which: sea_query::SimpleExpr) -> Result<bool, StoreError> {
         let stmt = Query::delete()
             .from_table(Memories::Table)
             .and_where(Expr::col(Memories::Container).eq(container))
-            .and_where(Expr::col(Memories::Key).eq(key))
+            .and_where(which)
             .to_owned();
         let mut tx = self.begin_for_update().await?;
         tx.execute(&bump_version(container)?).await?;
