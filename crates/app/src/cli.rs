@@ -31,6 +31,9 @@ pub enum Command {
     Admin(crate::admin_cli::AdminArgs),
     /// Manage project API keys (for the ingestion API).
     Keys(crate::admin_cli::KeysArgs),
+    /// Load generated demo conversations (support, coaching, sales; happy paths and failures) through the real
+    /// ingestion API, so a fresh install shows a living dashboard.
+    SeedDemo(crate::seed_demo::SeedDemoArgs),
     /// Run a benchmark against a server started in this process.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -65,6 +68,8 @@ pub enum BenchCommand {
     Sessions(BenchSessionsArgs),
     /// Retrieval quality and speed of the memory engine on LoCoMo: recall@k per category, search latency.
     Memory(crate::bench_memory::BenchMemoryArgs),
+    /// Ingestion throughput (messages/s) and ack latency, batched and single-message, N concurrent clients.
+    Ingest(crate::bench_ingest::BenchIngestArgs),
 }
 
 #[derive(Args, Debug, Clone)]

@@ -3,9 +3,11 @@
 
 mod admin_cli;
 mod bench;
+mod bench_ingest;
 mod bench_memory;
 mod cli;
 mod jobs_cli;
+mod seed_demo;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -67,6 +69,8 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::Bench(BenchCommand::Sessions(args)) => bench::sessions(config, args).await,
         Command::Bench(BenchCommand::Memory(args)) => bench_memory::run(config, args).await,
+        Command::Bench(BenchCommand::Ingest(args)) => bench_ingest::run(config, args).await,
+        Command::SeedDemo(args) => seed_demo::run(config, args).await,
         Command::Worker(args) => jobs_cli::worker(config, args).await,
         Command::Jobs(args) => jobs_cli::jobs(config, args).await,
         Command::Admin(args) => admin_cli::admin(config, args).await,

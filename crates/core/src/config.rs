@@ -81,6 +81,17 @@ pub const VARS: &[VarSpec] = &[
         "Pepper (at least 32 characters) keying the stored digests of API keys; unset: one generated and kept in the \
          database.",
     ),
+    var(
+        "SENSEI_INGEST_RATE_LIMIT",
+        "100/1s",
+        "Ingestion requests allowed per API key, as `COUNT/WINDOW` (GCRA, per server); more get 429 with Retry-After.",
+    ),
+    var("SENSEI_INGEST_BURST", "500", "Ingestion requests an idle API key may send at once before the rate applies."),
+    var(
+        "SENSEI_ANALYSIS_DEBOUNCE",
+        "250ms",
+        "Delay between a conversation's new messages and its analysis job; messages arriving meanwhile join it.",
+    ),
     var("MENTORFY_ADMIN_TOKEN_TTL", "12h", "Lifetime of the admin tokens issued by `POST /api/v1/auth/login`."),
     var(
         "MENTORFY_LOGIN_RATE_LIMIT",
@@ -251,6 +262,17 @@ pub struct AdminConfig {
     pub supabase_jwt_secret: Option<Secret>,
 }
 
+/// Sensei ingestion (issue 5).
+#[derive(Clone, Debug)]
+pub struct SenseiConfig {
+    /// Per API key: `ingest_rate.0` requests per `ingest_rate.1`.
+    pub ingest_rate: (u32, Duration),
+    /// Requests an idle key may send at once.
+    pub ingest_burst: u32,
+    /// Delay before a conversation's analysis job runs after new messages.
+    pub analysis_debounce: Duration,
+}
+
 /// LLM providers and the gateway's limits.
 #[derive(Clone, Debug)]
 pub struct LlmConfig {
@@ -324,6 +346,7 @@ pub struct Config {
     pub default_country_code: Option<String>,
     pub clerk: ClerkConfig,
     pub admin: AdminConfig,
+    pub sensei: SenseiConfig,
     pub llm: LlmConfig,
     pub agents_dir: Option<PathBuf>,
     pub chat_history_turns: u32,
@@ -454,6 +477,14 @@ impl Config {
             secret_key: opt("CLERK_SECRET_KEY").map(Secret::new),
         };
         let admin = parse_admin(&get, &opt)?;
+        let sensei = SenseiConfig {
+            ingest_rate: parse_rate("SENSEI_INGEST_RATE_LIMIT", &get("SENSEI_INGEST_RATE_LIMIT"))?,
+            ingest_burst: parse_u32("SENSEI_INGEST_BURST", &get("SENSEI_INGEST_BURST"), 1, 1_000_000)?,
+            analysis_debounce: parse_duration("SENSEI_ANALYSIS_DEBOUNCE", &get("SENSEI_ANALYSIS_DEBOUNCE"))?,
+        };
+        if sensei.analysis_debounce > Duration::from_secs(3600) {
+            return Err(err("SENSEI_ANALYSIS_DEBOUNCE", "must be at most 1h"));
+        }
         let llm = LlmConfig {
             anthropic_api_key: opt("ANTHROPIC_API_KEY").map(Secret::new),
             anthropic_base_url: parse_http_url("ANTHROPIC_BASE_URL", &get("ANTHROPIC_BASE_URL"))?,
@@ -567,6 +598,7 @@ impl Config {
             default_country_code,
             clerk,
             admin,
+            sensei,
             origins,
             raw,
         })

@@ -128,10 +128,13 @@ async fn run(shared: Arc<Shared>, wake: Arc<Notify>, stop: CancellationToken) {
             recurring_ensured = ensure_recurring(&shared).await;
         }
         let free = settings.concurrency.saturating_sub(running.len());
+        // Only kinds this process can run: another server's newer job kinds wait for a server that knows them.
+        let kinds = shared.registry.kinds();
+        let free = if kinds.is_empty() { 0 } else { free };
         let mut more_due = false;
         if free > 0 {
             let token = format!("{}#{}", shared.instance, shared.claims.fetch_add(1, Ordering::Relaxed));
-            match shared.store.claim(&settings.queues, &token, settings.lease, free).await {
+            match shared.store.claim_kinds(&settings.queues, &kinds, &token, settings.lease, free).await {
                 Ok(jobs) => {
                     more_due = jobs.len() == free;
                     for job in jobs {

@@ -31,6 +31,8 @@ use crate::trace::{CallEnd, CallLog, Recorded, TraceScope, Tracer};
 
 /// `conversations.source` of Mentor's own chats.
 pub const MENTOR_SOURCE: &str = "mentorfy";
+/// The environment of Mentor's own conversations (ingested ones carry their sender's).
+pub const MENTOR_ENVIRONMENT: &str = "production";
 /// Longest user message accepted, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
 /// Longest a tool may run before its call is answered with an error.
@@ -217,6 +219,7 @@ impl ChatService {
             .store
             .upsert_conversation(NewConversation {
                 source: MENTOR_SOURCE,
+                environment: MENTOR_ENVIRONMENT,
                 external_id: &session.id.to_string(),
                 org_id: Some(session.org_id.as_str()),
                 agent_id: Some(&agent.id),
@@ -327,7 +330,7 @@ impl ChatService {
             .clone();
         require_provider(&inner.gateway, &agent)?;
         let mut scope = scope_for(&session, &agent, "generate");
-        if let Some(conv) = inner.store.find_conversation(MENTOR_SOURCE, &session.id.to_string()).await.ok().flatten() {
+        if let Some(conv) = inner.store.find_conversation(MENTOR_SOURCE, MENTOR_ENVIRONMENT, &session.id.to_string()).await.ok().flatten() {
             scope.conversation_id = Some(conv.id);
         }
         let ctx =

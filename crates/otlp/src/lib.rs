@@ -18,5 +18,5 @@ pub use model::{
     AnyValue, DecodedSpan, KeyValue, Resource, Span, SpanEvent, SpanId, SpanKind, StatusCode, TraceId, hex,
     new_span_id, new_trace_id, now_unix_nano,
 };
-pub use proto::{decode_protobuf, encode_protobuf};
+pub use proto::{decode_protobuf, encode_protobuf, encode_response_json, encode_response_protobuf};
 pub use settings::{ExporterSettings, Protocol};

@@ -372,3 +372,21 @@ pub(crate) fn decode_partial_success(body: &[u8]) -> Option<(i64, String)> {
     (partial.rejected_spans != 0 || !partial.error_message.is_empty())
         .then_some((partial.rejected_spans, partial.error_message))
 }
+
+/// An `ExportTraceServiceResponse` in protobuf: empty on full success, else a partial success with the number of
+/// rejected spans and why (a receiver's answer; still HTTP 200, and the sender must not retry).
+pub fn encode_response_protobuf(rejected_spans: i64, error_message: &str) -> Vec<u8> {
+    let partial_success = (rejected_spans > 0 || !error_message.is_empty())
+        .then(|| ExportTracePartialSuccess { rejected_spans, error_message: error_message.to_owned() });
+    ExportTraceServiceResponse { partial_success }.encode_to_vec()
+}
+
+/// The same response in OTLP/JSON: `{}` or `{"partialSuccess":{"rejectedSpans":"2","errorMessage":"…"}}`.
+pub fn encode_response_json(rejected_spans: i64, error_message: &str) -> Vec<u8> {
+    let body = if rejected_spans > 0 || !error_message.is_empty() {
+        serde_json::json!({"partialSuccess": {"rejectedSpans": rejected_spans.to_string(), "errorMessage": error_message}})
+    } else {
+        serde_json::json!({})
+    };
+    body.to_string().into_bytes()
+}

@@ -11,7 +11,7 @@ use crate::dialect::{now, ts};
 use crate::error::StoreError;
 
 #[derive(Iden, Clone, Copy)]
-enum Conversations {
+pub(crate) enum Conversations {
     Table,
     Id,
     Source,
@@ -26,9 +26,11 @@ enum Conversations {
     LastMessageAt,
     CreatedAt,
     UpdatedAt,
+    Environment,
+    FirstMessageAt,
 }
 
-const CONVERSATION_COLUMNS: [Conversations; 13] = [
+pub(crate) const CONVERSATION_COLUMNS: [Conversations; 15] = [
     Conversations::Id,
     Conversations::Source,
     Conversations::ExternalId,
@@ -42,10 +44,12 @@ const CONVERSATION_COLUMNS: [Conversations; 13] = [
     Conversations::LastMessageAt,
     Conversations::CreatedAt,
     Conversations::UpdatedAt,
+    Conversations::Environment,
+    Conversations::FirstMessageAt,
 ];
 
 #[derive(Iden, Clone, Copy)]
-enum Messages {
+pub(crate) enum Messages {
     Table,
     Id,
     ConversationId,
@@ -60,9 +64,10 @@ enum Messages {
     TtftMs,
     Metadata,
     CreatedAt,
+    SentimentScore,
 }
 
-const MESSAGE_COLUMNS: [Messages; 13] = [
+pub(crate) const MESSAGE_COLUMNS: [Messages; 14] = [
     Messages::Id,
     Messages::ConversationId,
     Messages::ExternalId,
@@ -76,6 +81,7 @@ const MESSAGE_COLUMNS: [Messages; 13] = [
     Messages::TtftMs,
     Messages::Metadata,
     Messages::CreatedAt,
+    Messages::SentimentScore,
 ];
 
 /// A conversation: ours (`source = "mentorfy"`, `external_id` = the session id) or ingested from another agent.
@@ -102,12 +108,17 @@ pub struct ConversationRow {
     pub last_message_at: OffsetDateTime,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+    /// The deployment environment it came from (`production` unless the sender said otherwise).
+    pub environment: String,
+    /// Rollup: the earliest message's `created_at`; `None` until the first message.
+    pub first_message_at: Option<OffsetDateTime>,
 }
 
 /// What [`Store::upsert_conversation`] creates when `(source, external_id)` is new.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewConversation<'a> {
     pub source: &'a str,
+    pub environment: &'a str,
     pub external_id: &'a str,
     pub org_id: Option<&'a str>,
     pub agent_id: Option<&'a str>,
@@ -138,6 +149,8 @@ pub struct MessageRow {
     #[sqlx(json)]
     pub metadata: serde_json::Value,
     pub created_at: OffsetDateTime,
+    /// Sentiment (−1..1) from the analysis pipeline; `None` until analysed.
+    pub sentiment_score: Option<f64>,
 }
 
 /// A message to insert; the caller generates the id (UUID v7) and the time.
@@ -169,6 +182,50 @@ pub enum InsertOutcome {
     Duplicate,
 }
 
+/// The rollup update after `inserted` messages (times `earliest..=latest`) were added to a conversation in the
+/// same transaction: `message_count`, `first_message_at`, `last_message_at`, `started_at` moved back to the
+/// earliest message, `updated_at`, and `status = 'active'` (a new message reopens an idle conversation).
+pub(crate) fn rollup_update(
+    kind: crate::StoreKind,
+    conversation_id: Uuid,
+    inserted: i64,
+    earliest: OffsetDateTime,
+    latest: OffsetDateTime,
+) -> sea_query::UpdateStatement {
+    let earliest = ts(kind, earliest);
+    let latest = ts(kind, latest);
+    Query::update()
+        .table(Conversations::Table)
+        .value(Conversations::MessageCount, Expr::col(Conversations::MessageCount).add(inserted))
+        .value(
+            Conversations::LastMessageAt,
+            Expr::case(
+                Expr::col(Conversations::MessageCount).eq(0).or(Expr::col(Conversations::LastMessageAt).lt(latest.clone())),
+                latest,
+            )
+            .finally(Expr::col(Conversations::LastMessageAt)),
+        )
+        .value(
+            Conversations::FirstMessageAt,
+            Expr::case(
+                Expr::col(Conversations::FirstMessageAt)
+                    .is_null()
+                    .or(Expr::col(Conversations::FirstMessageAt).gt(earliest.clone())),
+                earliest.clone(),
+            )
+            .finally(Expr::col(Conversations::FirstMessageAt)),
+        )
+        .value(
+            Conversations::StartedAt,
+            Expr::case(Expr::col(Conversations::StartedAt).gt(earliest.clone()), earliest)
+                .finally(Expr::col(Conversations::StartedAt)),
+        )
+        .value(Conversations::UpdatedAt, ts(kind, now()))
+        .value(Conversations::Status, "active")
+        .and_where(Expr::col(Conversations::Id).eq(conversation_id))
+        .to_owned()
+}
+
 fn select_conversations() -> SelectStatement {
     Query::select().columns(CONVERSATION_COLUMNS).from(Conversations::Table).to_owned()
 }
@@ -187,7 +244,7 @@ impl Store {
     /// An existing conversation keeps its fields, except that a missing `agent_id` or `user_id` is filled in
     /// from `c` (the first value given wins).
     pub async fn upsert_conversation(&self, c: NewConversation<'_>) -> Result<ConversationRow, StoreError> {
-        let existing = match self.find_conversation(c.source, c.external_id).await? {
+        let existing = match self.find_conversation(c.source, c.environment, c.external_id).await? {
             Some(row) => row,
             None => {
                 let t = now();
@@ -209,10 +266,18 @@ impl Store {
                         ts(kind, t),
                         ts(kind, t),
                         ts(kind, t),
+                        Expr::val(c.environment),
+                        Expr::val(None::<OffsetDateTime>),
                     ])
                     .map_err(|e| StoreError::Other(e.to_string()))?
                     .on_conflict(
-                        OnConflict::columns([Conversations::Source, Conversations::ExternalId]).do_nothing().to_owned(),
+                        OnConflict::columns([
+                            Conversations::Source,
+                            Conversations::Environment,
+                            Conversations::ExternalId,
+                        ])
+                        .do_nothing()
+                        .to_owned(),
                     )
                     .returning(Query::returning().columns(CONVERSATION_COLUMNS))
                     .to_owned();
@@ -220,7 +285,7 @@ impl Store {
                     return Ok(created);
                 }
                 // Another writer created it between our read and our insert.
-                self.find_conversation(c.source, c.external_id)
+                self.find_conversation(c.source, c.environment, c.external_id)
                     .await?
                     .ok_or_else(|| StoreError::Other("conversation vanished during upsert".into()))?
             }
@@ -248,14 +313,16 @@ impl Store {
         self.fetch_optional::<ConversationRow>(&stmt).await
     }
 
-    /// The conversation `(source, external_id)`, if any.
+    /// The conversation `(source, environment, external_id)`, if any.
     pub async fn find_conversation(
         &self,
         source: &str,
+        environment: &str,
         external_id: &str,
     ) -> Result<Option<ConversationRow>, StoreError> {
         let stmt = select_conversations()
             .and_where(Expr::col(Conversations::Source).eq(source))
+            .and_where(Expr::col(Conversations::Environment).eq(environment))
             .and_where(Expr::col(Conversations::ExternalId).eq(external_id))
             .to_owned();
         self.fetch_optional::<ConversationRow>(&stmt).await
@@ -295,7 +362,8 @@ impl Store {
                 Expr::val(m.latency_ms),
                 Expr::val(m.ttft_ms),
                 Expr::val(m.metadata),
-                created.clone(),
+                created,
+                Expr::val(None::<f64>),
             ])
             .map_err(|e| StoreError::Other(e.to_string()))?
             // The partial unique index on (conversation_id, external_id): only that conflict is a duplicate; a
@@ -307,28 +375,7 @@ impl Store {
                     .to_owned(),
             )
             .to_owned();
-        let rollup = Query::update()
-            .table(Conversations::Table)
-            .value(Conversations::MessageCount, Expr::col(Conversations::MessageCount).add(1))
-            .value(
-                Conversations::LastMessageAt,
-                Expr::case(
-                    Expr::col(Conversations::MessageCount)
-                        .eq(0)
-                        .or(Expr::col(Conversations::LastMessageAt).lt(created.clone())),
-                    created.clone(),
-                )
-                .finally(Expr::col(Conversations::LastMessageAt)),
-            )
-            .value(
-                Conversations::StartedAt,
-                Expr::case(Expr::col(Conversations::StartedAt).gt(created.clone()), created)
-                    .finally(Expr::col(Conversations::StartedAt)),
-            )
-            .value(Conversations::UpdatedAt, ts(kind, now()))
-            .value(Conversations::Status, "active")
-            .and_where(Expr::col(Conversations::Id).eq(m.conversation_id))
-            .to_owned();
+        let rollup = rollup_update(kind, m.conversation_id, 1, m.created_at, m.created_at);
 
         let mut tx = self.begin_for_update().await?;
         if tx.execute(&insert).await? == 0 {

@@ -252,6 +252,10 @@ impl Tx {
         execute(Target::Tx(self), stmt).await
     }
 
+    pub(crate) async fn fetch_all<T: AnyRow>(&mut self, stmt: &impl SqlxBinder) -> Result<Vec<T>, StoreError> {
+        fetch_all(Target::Tx(self), stmt).await
+    }
+
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         match self {
             Tx::Sqlite(tx) => tx.commit().await?,

@@ -1,7 +1,7 @@
 //! The only place where SQLite and PostgreSQL differ in what we send: how a timestamp is bound, and how a
 //! read-modify-write transaction takes its lock. Everything else is one query for both.
 
-use sea_query::Expr;
+use sea_query::{Expr, ExprTrait};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -25,6 +25,16 @@ pub fn ts(kind: StoreKind, t: OffsetDateTime) -> Expr {
             let text = format!("{}.{:06}Z", base.trim_end_matches('Z'), t.nanosecond() / 1_000);
             Expr::val(text)
         }
+    }
+}
+
+/// `left` with the top-level keys of the JSON object `right` written over it (both JSON objects).
+/// PostgreSQL: `jsonb ||`. SQLite: `json_patch` (RFC 7396; a `null` in `right` removes the key there, while
+/// PostgreSQL keeps it as `null` — callers strip nulls first to get one behaviour).
+pub fn json_merge(kind: StoreKind, left: Expr, right: Expr) -> Expr {
+    match kind {
+        StoreKind::Postgres => left.binary(sea_query::BinOper::Custom("||"), right),
+        StoreKind::Sqlite => sea_query::Func::cust("json_patch").arg(left).arg(right).into(),
     }
 }
 

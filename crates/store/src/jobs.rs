@@ -291,6 +291,20 @@ impl Store {
         lease: std::time::Duration,
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
+        self.claim_kinds(queues, &[], worker, lease, limit).await
+    }
+
+    /// [`Store::claim`] restricted to jobs of `kinds` (all kinds when empty). Workers pass the kinds they have
+    /// handlers for, so during a rolling deploy an older server leaves a newer server's job kinds alone instead
+    /// of killing them.
+    pub async fn claim_kinds(
+        &self,
+        queues: &[String],
+        kinds: &[&str],
+        worker: &str,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<Job>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -318,6 +332,9 @@ impl Store {
                 .to_owned();
             if !queues.is_empty() {
                 due.and_where(Expr::col(Jobs::Queue).is_in(queues.iter().map(String::as_str)));
+            }
+            if !kinds.is_empty() {
+                due.and_where(Expr::col(Jobs::Kind).is_in(kinds.iter().copied()));
             }
             let update = Query::update()
                 .table(Jobs::Table)

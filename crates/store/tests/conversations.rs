@@ -36,6 +36,7 @@ const T0: OffsetDateTime = datetime!(2026-03-01 10:00:00.123456 UTC);
 fn conv<'a>(external_id: &'a str) -> NewConversation<'a> {
     NewConversation {
         source: "mentorfy",
+        environment: "production",
         external_id,
         org_id: Some("rafael-tatts"),
         agent_id: None,
@@ -101,12 +102,12 @@ async fn upsert_creates_once_and_keeps_existing_fields(db: TestDb) {
         .await
         .expect("upsert");
     assert_eq!(again, first, "an existing conversation is returned unchanged");
-    assert_eq!(store.find_conversation("mentorfy", "s-1").await.expect("find"), Some(first.clone()));
+    assert_eq!(store.find_conversation("mentorfy", "production", "s-1").await.expect("find"), Some(first.clone()));
 
     // The key is (source, external_id): the same external id from another source is another conversation.
     let api = store.upsert_conversation(NewConversation { source: "api", ..conv("s-1") }).await.expect("upsert");
     assert_ne!(api.id, first.id);
-    assert!(store.find_conversation("otlp", "s-1").await.expect("find").is_none());
+    assert!(store.find_conversation("otlp", "production", "s-1").await.expect("find").is_none());
     assert!(store.get_conversation(Uuid::now_v7()).await.expect("get").is_none());
 }
 
@@ -148,7 +149,7 @@ async fn concurrent_upserts_of_one_key_make_one_row(db: TestDb) {
     });
     let rows: Vec<ConversationRow> =
         futures::future::join_all(tasks).await.into_iter().map(|r| r.expect("task")).collect();
-    let stored = store.find_conversation("mentorfy", "race").await.expect("find").expect("exists");
+    let stored = store.find_conversation("mentorfy", "production", "race").await.expect("find").expect("exists");
     // One caller created the row with its agent; every other caller read that row and left it as it was.
     for row in &rows {
         assert_eq!(row, &stored, "every caller got the one row");
@@ -186,6 +187,8 @@ async fn insert_message_bumps_count_and_last_message_at(db: TestDb) {
     let after2 = reload(&store, c.id).await;
     assert_eq!(after2.message_count, 2);
     assert_eq!(after2.last_message_at, at2);
+    assert_eq!(after2.first_message_at, Some(at1), "first_message_at stays at the earliest message");
+    assert_eq!(c.first_message_at, None, "no message, no first_message_at");
 
     let listed = store.list_messages(c.id).await.expect("list");
     assert_eq!(listed.len(), 2);
@@ -206,6 +209,7 @@ async fn insert_message_bumps_count_and_last_message_at(db: TestDb) {
             ttft_ms: Some(210),
             metadata: m2.metadata.clone(),
             created_at: at2,
+            sentiment_score: None,
         }
     );
     assert_eq!(listed[0].id, m1.id);

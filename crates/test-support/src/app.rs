@@ -16,6 +16,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub store: Store,
+    /// The running app's state (its services: API keys, jobs, …).
+    pub state: mentorfy_web::AppState,
     pub db: TestDb,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
@@ -47,11 +49,17 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
+        let state_for_test = state.clone();
         let handle = tokio::spawn(mentorfy_web::serve(listener, state, async move {
             let _ = rx.await;
         }));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        Self { addr, client, store, db, stop: Some(tx), handle: Some(handle) }
+        Self { addr, client, store, state: state_for_test, db, stop: Some(tx), handle: Some(handle) }
+    }
+
+    /// Creates a project API key (environment `production` unless given) and returns the full key.
+    pub async fn api_key(&self, environment: Option<&str>) -> String {
+        self.state.admin().api_keys.create("test", environment, None).await.expect("create API key").key
     }
 
     pub fn url(&self, path: &str) -> String {

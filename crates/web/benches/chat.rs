@@ -556,7 +556,7 @@ async fn breakdown_run(args: &Args, backend: Backend) -> anyhow::Result<Value> {
     let store = app.store.clone();
     let session_id: mentorfy_core::SessionId = sessions[0].parse().map_err(|_| anyhow::anyhow!("session id"))?;
     let conversation =
-        store.find_conversation("mentorfy", &sessions[0]).await?.context("the probe turns created no conversation")?;
+        store.find_conversation("mentorfy", "production", &sessions[0]).await?.context("the probe turns created no conversation")?;
     let limit = args.history_turns * 2 + 1;
     let names = ["get_session", "find_conversation", "insert_message (transaction)", "recent_messages", "all four"];
     let mut hists = Vec::new();
@@ -568,7 +568,7 @@ async fn breakdown_run(args: &Args, backend: Backend) -> anyhow::Result<Value> {
         let t0 = Instant::now();
         store.get_session(session_id).await?.context("session")?;
         let t1 = Instant::now();
-        store.find_conversation("mentorfy", &sessions[0]).await?.context("conversation")?;
+        store.find_conversation("mentorfy", "production", &sessions[0]).await?.context("conversation")?;
         let t2 = Instant::now();
         let external = format!("breakdown_{i}");
         store

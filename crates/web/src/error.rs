@@ -23,6 +23,8 @@ pub struct AppError {
     pub internal: Option<String>,
     /// Sent as `retry-after` (seconds).
     pub retry_after: Option<u64>,
+    /// Extra response headers (rate-limit state).
+    pub headers: Vec<(axum::http::HeaderName, axum::http::HeaderValue)>,
 }
 
 /// The error envelope, as documented in the OpenAPI document.
@@ -44,11 +46,24 @@ pub struct ErrorBody {
 
 impl AppError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: Value::Null, internal: None, retry_after: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: Value::Null,
+            internal: None,
+            retry_after: None,
+            headers: Vec::new(),
+        }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = details;
+        self
+    }
+
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
         self
     }
 
@@ -93,6 +108,9 @@ impl IntoResponse for AppError {
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
         }
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
+        }
         response
     }
 }
@@ -103,6 +121,7 @@ impl From<StoreError> for AppError {
             StoreError::Unavailable(detail) => {
                 let mut err = AppError::unavailable("the database is unavailable; try again shortly");
                 err.internal = Some(detail);
+                err.retry_after = Some(2);
                 err
             }
             StoreError::Conflict(detail) => {

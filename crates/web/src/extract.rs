@@ -51,13 +51,13 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonOrEmp
     }
 }
 
-fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+pub(crate) fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
     let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
     let mime = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
-fn unsupported_media_type() -> AppError {
+pub(crate) fn unsupported_media_type() -> AppError {
     AppError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported_media_type",
@@ -84,7 +84,7 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, App
     })
 }
 
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     // serde's derived structs also accept arrays of fields in order; a body must be an object.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -142,6 +142,48 @@ fn strip_position(message: &str) -> String {
         Some(i) => message[..i].to_owned(),
         None => message.to_owned(),
     }
+}
+
+/// A raw body of at most `LIMIT` bytes (the route must disable axum's default body limit). Over it: 413
+/// `payload_too_large` with `details.max_bytes`.
+pub struct LimitedBody<const LIMIT: usize>(pub Bytes);
+
+impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for LimitedBody<LIMIT> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, AppError> {
+        let body = req.into_body();
+        match axum::body::to_bytes(body, LIMIT).await {
+            Ok(bytes) => Ok(LimitedBody(bytes)),
+            Err(e) => {
+                // axum wraps http-body-util's LengthLimitError ("length limit exceeded").
+                let mut too_large = false;
+                let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+                while let Some(c) = cause {
+                    too_large |= c.to_string().contains("length limit exceeded");
+                    cause = c.source();
+                }
+                if too_large {
+                    Err(payload_too_large(LIMIT, json!({"max_bytes": LIMIT})))
+                } else {
+                    Err(AppError::new(StatusCode::BAD_REQUEST, "bad_request", format!("could not read the body: {e}")))
+                }
+            }
+        }
+    }
+}
+
+/// 413 `payload_too_large` naming the limit.
+pub fn payload_too_large(limit: usize, details: serde_json::Value) -> AppError {
+    let size = if limit >= 1024 * 1024 && limit.is_multiple_of(1024 * 1024) {
+        format!("{} MiB", limit / (1024 * 1024))
+    } else if limit.is_multiple_of(1024) {
+        format!("{} KiB", limit / 1024)
+    } else {
+        format!("{limit} bytes")
+    };
+    AppError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is larger than {size}"))
+        .with_details(details)
 }
 
 /// The `{id}` of a session route. Anything that is not a UUID cannot name a session: 404.

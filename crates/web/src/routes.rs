@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 
 use axum::extract::DefaultBodyLimit;
 
-use crate::api::{admin, chat, health, memories, sessions};
+use crate::api::{admin, chat, health, ingest, memories, sessions};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -23,6 +23,7 @@ use crate::state::AppState;
     tags(
         (name = "sessions", description = "Mentor's anonymous sessions"),
         (name = "chat", description = "Agents: streamed chat in the AI SDK UI message stream format, and generations"),
+        (name = "ingest", description = "Sensei ingestion with a project API key (Bearer sk_sensei_… or x-api-key): the track API, SDK batches and OTLP traces; rate limited per key"),
         (name = "admin", description = "Admin sign-in and project API keys (Bearer: a local admin token or a Supabase access token)"),
         (name = "health", description = "Probes for load balancers and orchestrators"),
     )
@@ -85,5 +86,18 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::login))
         .routes(routes!(admin::create_api_key, admin::list_api_keys))
         .routes(routes!(admin::revoke_api_key))
+        // Ingestion reads its bodies with its own limits (LimitedBody), so axum's default one is lifted there.
+        .routes({
+            let (schemas, paths, method) = routes!(ingest::track);
+            (schemas, paths, method.layer(DefaultBodyLimit::disable()))
+        })
+        .routes({
+            let (schemas, paths, method) = routes!(ingest::ingest);
+            (schemas, paths, method.layer(DefaultBodyLimit::disable()))
+        })
+        .routes({
+            let (schemas, paths, method) = routes!(ingest::otel_traces);
+            (schemas, paths, method.layer(DefaultBodyLimit::disable()))
+        })
         .split_for_parts()
 }

@@ -21,6 +21,7 @@ use mentorfy_memory::{
 };
 use mentorfy_mentor::{Agents, ChatService, MemoryService, Sessions, ToolRegistry, Tracer};
 use mentorfy_otlp::{Exporter, ExporterSettings, Protocol, Resource};
+use mentorfy_sensei::Ingestor;
 use mentorfy_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -34,7 +35,8 @@ use crate::admin_auth::AdminServices;
 use crate::error::AppError;
 use crate::extract::BODY_LIMIT;
 use crate::routes;
-use crate::state::{AppState, AuthSetup, JobsSetup};
+use crate::rate_limit::Gcra;
+use crate::state::{AppState, AuthSetup, IngestSetup, JobsSetup, MentorSetup};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -122,7 +124,13 @@ pub async fn prepare(config: Arc<Config>) -> Result<AppState, StartupError> {
     };
     mentorfy_mentor::jobs::register(&mut registry, &deps);
     let jobs = JobsSetup { jobs, registry, recurring: mentorfy_mentor::jobs::recurring(&config) };
-    Ok(AppState::new(config, store, sessions, AuthSetup { clerk, admin }, chat, gateway, jobs))
+    let (rate, period) = config.sensei.ingest_rate;
+    let ingest = IngestSetup {
+        ingestor: Ingestor::new(store.clone(), config.sensei.analysis_debounce),
+        limiter: Gcra::new("ingest", rate, period, config.sensei.ingest_burst),
+    };
+    let mentor = MentorSetup { sessions, chat, gateway };
+    Ok(AppState::new(config, store, mentor, AuthSetup { clerk, admin }, jobs, ingest))
 }
 
 /// Knowledge pages shipped in the binary: `knowledge/<org>/<file>.md` at the repository root.

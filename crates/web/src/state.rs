@@ -10,7 +10,11 @@ use mentorfy_mentor::{ChatService, Sessions};
 use mentorfy_store::Store;
 use serde_json::json;
 
+use mentorfy_sensei::Ingestor;
+use uuid::Uuid;
+
 use crate::admin_auth::AdminServices;
+use crate::rate_limit::Gcra;
 use crate::error::AppError;
 
 #[derive(Clone)]
@@ -29,6 +33,8 @@ struct Inner {
     jobs: Jobs,
     job_registry: Registry,
     recurring: Vec<Recurring>,
+    ingestor: Ingestor,
+    ingest_limiter: Gcra<Uuid>,
 }
 
 /// The verifiers of incoming credentials.
@@ -37,6 +43,19 @@ pub struct AuthSetup {
     pub clerk: Option<ClerkVerifier>,
     /// Admin tokens, API keys and the login limiter.
     pub admin: AdminServices,
+}
+
+/// Mentor's services: sessions, chat (with memory and tools) and the LLM gateway.
+pub struct MentorSetup {
+    pub sessions: Sessions,
+    pub chat: ChatService,
+    pub gateway: Gateway,
+}
+
+/// Sensei ingestion: the service that stores conversations, and the per-key rate limiter.
+pub struct IngestSetup {
+    pub ingestor: Ingestor,
+    pub limiter: Gcra<Uuid>,
 }
 
 /// The job queue as the app sees it: where to enqueue, what the workers run, and the periodic jobs.
@@ -51,13 +70,14 @@ impl AppState {
     pub fn new(
         config: Arc<Config>,
         store: Store,
-        sessions: Sessions,
+        mentor: MentorSetup,
         auth: AuthSetup,
-        chat: ChatService,
-        gateway: Gateway,
         jobs: JobsSetup,
+        ingest: IngestSetup,
     ) -> Self {
+        let MentorSetup { sessions, chat, gateway } = mentor;
         let JobsSetup { jobs, registry: job_registry, recurring } = jobs;
+        let IngestSetup { ingestor, limiter: ingest_limiter } = ingest;
         let AuthSetup { clerk, admin } = auth;
         Self {
             inner: Arc::new(Inner {
@@ -71,8 +91,20 @@ impl AppState {
                 jobs,
                 job_registry,
                 recurring,
+                ingestor,
+                ingest_limiter,
             }),
         }
+    }
+
+    /// Stores ingested conversations with their analysis jobs.
+    pub fn ingestor(&self) -> &Ingestor {
+        &self.inner.ingestor
+    }
+
+    /// The per-API-key ingestion rate limiter.
+    pub fn ingest_limiter(&self) -> &Gcra<Uuid> {
+        &self.inner.ingest_limiter
     }
 
     /// Admin token verification, API keys and the login limiter.

@@ -4,5 +4,6 @@
 pub mod admin;
 pub mod chat;
 pub mod health;
+pub mod ingest;
 pub mod memories;
 pub mod sessions;

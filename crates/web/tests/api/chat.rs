@@ -139,7 +139,7 @@ async fn calls_eventually(app: &TestApp, session: &str, n: usize) -> Vec<LlmCall
 
 async fn messages_eventually(app: &TestApp, session: &str, n: usize) -> Vec<mentorfy_store::MessageRow> {
     for _ in 0..200 {
-        if let Some(conv) = app.store.find_conversation("mentorfy", session).await.unwrap() {
+        if let Some(conv) = app.store.find_conversation("mentorfy", "production", session).await.unwrap() {
             let rows = app.store.list_messages(conv.id).await.unwrap();
             if rows.len() >= n {
                 return rows;
@@ -195,7 +195,7 @@ async fn use_chat_body_streams_the_answer_stores_the_transcript_and_traces_the_c
     assert_eq!(sent.body["tools"][0]["name"], "session_answers");
 
     // What we stored: the transcript as a Sensei conversation, and the call with tokens and cost.
-    let conv = app.store.find_conversation("mentorfy", &session).await.unwrap().expect("conversation");
+    let conv = app.store.find_conversation("mentorfy", "production", &session).await.unwrap().expect("conversation");
     assert_eq!(conv.org_id.as_deref(), Some("rafael-tatts"));
     assert_eq!(conv.agent_id.as_deref(), Some("rafael-chat"));
     let rows = messages_eventually(&app, &session, 2).await;
@@ -404,7 +404,7 @@ async fn errors_before_the_stream_are_json_envelopes(db: TestDb) {
         .await;
     expect_error(app.post_json("/api/generate/NOPE!", &json!({"sessionId": session})).await, 404, "not_found").await;
     // Nothing was stored for refused requests, and no call was made.
-    assert!(app.store.find_conversation("mentorfy", &session).await.unwrap().is_none());
+    assert!(app.store.find_conversation("mentorfy", "production", &session).await.unwrap().is_none());
 }
 
 async fn rate_limits_pass_retry_after_through_and_overloads_are_retried(db: TestDb) {

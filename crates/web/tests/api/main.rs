@@ -4,6 +4,7 @@
 mod admin;
 mod chat;
 mod errors;
+mod ingest;
 mod memory;
 mod platform;
 mod returning;

@@ -1,0 +1,1 @@
+//! Generated demo conversations (being written).

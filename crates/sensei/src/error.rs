@@ -1,0 +1,14 @@
+use mentorfy_store::StoreError;
+
+use crate::ingest::ValidationError;
+
+/// Why an ingestion failed as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum SenseiError {
+    /// The input is unacceptable; nothing was stored.
+    #[error("{0}")]
+    Invalid(#[from] ValidationError),
+    /// The database refused or was unreachable; nothing was stored (the transaction rolled back).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
