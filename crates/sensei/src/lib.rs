@@ -6,6 +6,7 @@ pub mod batch;
 pub mod demo;
 mod error;
 pub mod ingest;
+pub mod jobs;
 pub mod otel;
 mod service;
 

@@ -123,7 +123,10 @@ pub async fn prepare(config: Arc<Config>) -> Result<AppState, StartupError> {
         assistant_name: "Assistant".to_owned(),
     };
     mentorfy_mentor::jobs::register(&mut registry, &deps);
-    let jobs = JobsSetup { jobs, registry, recurring: mentorfy_mentor::jobs::recurring(&config) };
+    mentorfy_sensei::jobs::register(&mut registry, &store);
+    let mut recurring = mentorfy_mentor::jobs::recurring(&config);
+    recurring.extend(mentorfy_sensei::jobs::recurring());
+    let jobs = JobsSetup { jobs, registry, recurring };
     let (rate, period) = config.sensei.ingest_rate;
     let ingest = IngestSetup {
         ingestor: Ingestor::new(store.clone(), config.sensei.analysis_debounce),

@@ -212,6 +212,14 @@ async fn batch_reports_each_event_and_dedupes_event_ids(db: TestDb) {
     let twice = json!({"batch": [event("e7", "b-3", "once"), event("e7", "b-3", "once")]});
     let body = expect_json(post(&app, "/api/v1/ingest", &key, &twice).await, 207).await;
     assert_eq!(body["successes"], json!([{"id": "e7", "status": 201}, {"id": "e7", "status": 200}]));
+    // Past the dedupe window the ids are forgotten (the hourly prune job); newer ones are kept.
+    let pruned = app.store.prune_ingest_events(mentorfy_store::now() - time::Duration::hours(48)).await.unwrap();
+    assert_eq!(pruned, 0);
+    let pruned = app.store.prune_ingest_events(mentorfy_store::now() + time::Duration::seconds(1)).await.unwrap();
+    assert_eq!(pruned, 5, "e1, e2, e6, e3, e7");
+    assert!(!app.store.ingest_event_seen("e1").await.unwrap());
+    // The prune job is registered and scheduled.
+    assert!(app.state.job_registry().kinds().contains(&mentorfy_sensei::jobs::PRUNE_INGEST_EVENTS));
 }
 
 async fn batch_limits_are_whole_request_413s(db: TestDb) {
