@@ -139,6 +139,7 @@ fn message_event(
     check_metadata("metadata", &metadata)?;
     let mut message = IngestMessage::new(id, role, m.content, created_at);
     message.metadata = metadata;
+    message.promote_usage();
     Ok(IngestConversation {
         external_id,
         environment,

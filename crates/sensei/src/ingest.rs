@@ -159,6 +159,24 @@ impl IngestMessage {
     }
 }
 
+impl IngestMessage {
+    /// Copies usage figures a client put in the metadata (`inputTokens`/`input_tokens`, `outputTokens`/
+    /// `output_tokens`, `latencyMs`/`latency_ms`, `ttftMs`/`ttft_ms`: non-negative integers) into the message's
+    /// columns, where analytics read them. The metadata keeps them as sent; other values are left alone.
+    pub fn promote_usage(&mut self) {
+        let pick = |m: &Map<String, Value>, camel: &str, snake: &str| {
+            m.get(camel).or_else(|| m.get(snake)).and_then(Value::as_i64).filter(|n| *n >= 0)
+        };
+        let m = &self.metadata;
+        let (input, output) = (pick(m, "inputTokens", "input_tokens"), pick(m, "outputTokens", "output_tokens"));
+        let (latency, ttft) = (pick(m, "latencyMs", "latency_ms"), pick(m, "ttftMs", "ttft_ms"));
+        self.input_tokens = self.input_tokens.or(input);
+        self.output_tokens = self.output_tokens.or(output);
+        self.latency_ms = self.latency_ms.or(latency);
+        self.ttft_ms = self.ttft_ms.or(ttft);
+    }
+}
+
 /// The dedupe key of a message sent without an id: `h_` + the first 128 bits of SHA-256 over role, content and
 /// the timestamp in microseconds, hex.
 pub fn content_key(role: Role, content: &str, at: OffsetDateTime) -> String {
@@ -297,6 +315,7 @@ impl TrackBody {
             check_metadata(&at("metadata"), &metadata)?;
             let mut msg = IngestMessage::new(id, role, m.content, created_at);
             msg.metadata = metadata;
+            msg.promote_usage();
             messages.push(msg);
         }
         Ok(IngestConversation { external_id, environment, user_id, agent_id, metadata, messages })
@@ -346,6 +365,18 @@ mod tests {
         let later = content_key(Role::User, "hi", time::macros::datetime!(2026-11-29 10:00:00.000001 UTC));
         assert_ne!(&later, key);
         assert_ne!(&content_key(Role::Assistant, "hi", time::macros::datetime!(2026-11-29 10:00 UTC)), key);
+    }
+
+    #[test]
+    fn usage_in_metadata_fills_the_columns() {
+        let c = body(json!({"conversationId": "c", "messages": [
+            {"role": "assistant", "content": "a", "timestamp": "2026-11-29T10:00:00Z",
+             "metadata": {"inputTokens": 812, "output_tokens": 143, "latencyMs": 900, "ttft_ms": -1, "model": "m"}}]}))
+        .validate(now())
+        .unwrap();
+        let m = &c.messages[0];
+        assert_eq!((m.input_tokens, m.output_tokens, m.latency_ms, m.ttft_ms), (Some(812), Some(143), Some(900), None));
+        assert_eq!(m.metadata["model"], "m", "metadata is kept as sent");
     }
 
     #[test]

@@ -68,6 +68,7 @@ async fn track_stores_once_and_retries_are_duplicates(db: TestDb) {
         "in time order"
     );
     assert_eq!(messages[1].metadata, json!({"model": "claude-sonnet-4-5", "latency_ms": 900}));
+    assert_eq!(messages[1].latency_ms, Some(900), "usage in metadata fills the columns");
     assert!(messages[2].external_id.as_deref().is_some_and(|id| id.starts_with("h_")));
     // One debounced analysis job for the conversation, enqueued with the messages.
     let jobs = app.store.jobs_of_kind(ANALYSIS_JOB_KIND, 10).await.unwrap();
