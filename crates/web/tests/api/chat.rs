@@ -210,6 +210,11 @@ async fn use_chat_body_streams_the_answer_stores_the_transcript_and_traces_the_c
     assert_eq!(rows[1].input_tokens, Some(2200));
     assert_eq!(rows[1].output_tokens, Some(9));
     assert!(rows[1].latency_ms.is_some() && rows[1].ttft_ms.is_some());
+    // The same shape as an ingested conversation: environment, rollups, an analysis-ready row.
+    let conv = app.store.find_conversation("mentorfy", "production", &session).await.unwrap().expect("conversation");
+    assert_eq!((conv.environment.as_str(), conv.message_count, conv.status.as_str()), ("production", 2, "active"));
+    assert_eq!(conv.first_message_at, Some(rows[0].created_at));
+    assert_eq!(conv.last_message_at, rows[1].created_at);
 
     let calls = calls_eventually(&app, &session, 1).await;
     let call = &calls[0];
