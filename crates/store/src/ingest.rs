@@ -2,6 +2,8 @@
 //! client's event ids, upserts each conversation, appends its messages (a repeated message id is a no-op), keeps
 //! the rollups current and enqueues the analysis job. Either all of it commits or none of it does.
 
+use std::collections::{HashMap, HashSet};
+
 use sea_query::{Alias, Expr, ExprTrait, Func, OnConflict, Query};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -72,41 +74,156 @@ impl Store {
     /// Writes every ingested conversation in one transaction, enqueuing `job(conversation_id)` for each that
     /// gained a message (a debounced job: its unique key makes a second pending one a no-op). Returns one outcome
     /// per write, in order. On error nothing was stored.
+    ///
+    /// Statements are batched: one multi-row insert of the event ids, one upsert per conversation, multi-row
+    /// message inserts across conversations, one rollup update per conversation that gained messages, and one
+    /// multi-row insert of the jobs — rather than six statements per conversation.
     pub async fn ingest(
         &self,
         writes: &[IngestWrite],
         job: &(dyn Fn(Uuid) -> NewJob + Sync),
     ) -> Result<Vec<IngestWriteOutcome>, StoreError> {
-        let mut tx = self.begin_for_update().await?;
-        let mut out = Vec::with_capacity(writes.len());
-        for w in writes {
-            out.push(self.ingest_one(&mut tx, w, job).await?);
-        }
-        tx.commit().await?;
-        Ok(out)
-    }
-
-    async fn ingest_one(
-        &self,
-        tx: &mut Tx,
-        w: &IngestWrite,
-        job: &(dyn Fn(Uuid) -> NewJob + Sync),
-    ) -> Result<IngestWriteOutcome, StoreError> {
         let kind = self.kind();
         let t = now();
-        if let Some(event_id) = &w.event_id {
-            let record = Query::insert()
-                .into_table(IngestEvents::Table)
-                .columns([IngestEvents::EventId, IngestEvents::ApiKeyId, IngestEvents::ReceivedAt])
-                .values([Expr::val(event_id.as_str()), Expr::val(w.api_key_id), ts(kind, t)])
-                .map_err(|e| StoreError::Other(e.to_string()))?
+        let mut tx = self.begin_for_update().await?;
+
+        // 1. Event ids: the ones this insert returns are new; any other (or a repeat within the batch) is a duplicate.
+        let mut fresh: HashSet<String> = HashSet::new();
+        let with_ids: Vec<&IngestWrite> = writes.iter().filter(|w| w.event_id.is_some()).collect();
+        for chunk in with_ids.chunks(INSERT_CHUNK) {
+            let mut insert = Query::insert();
+            insert.into_table(IngestEvents::Table).columns([
+                IngestEvents::EventId,
+                IngestEvents::ApiKeyId,
+                IngestEvents::ReceivedAt,
+            ]);
+            for w in chunk {
+                insert
+                    .values([Expr::val(w.event_id.as_deref()), Expr::val(w.api_key_id), ts(kind, t)])
+                    .map_err(|e| StoreError::Other(e.to_string()))?;
+            }
+            insert
                 .on_conflict(OnConflict::column(IngestEvents::EventId).do_nothing().to_owned())
-                .to_owned();
-            if tx.execute(&record).await? == 0 {
-                return Ok(IngestWriteOutcome::DuplicateEvent);
+                .returning_col(IngestEvents::EventId);
+            fresh.extend(tx.fetch_all::<(String,)>(&insert).await?.into_iter().map(|(id,)| id));
+        }
+        let mut out: Vec<Option<IngestWriteOutcome>> = Vec::with_capacity(writes.len());
+        let mut proceed: Vec<usize> = Vec::with_capacity(writes.len());
+        for (i, w) in writes.iter().enumerate() {
+            match &w.event_id {
+                Some(id) if !fresh.remove(id) => out.push(Some(IngestWriteOutcome::DuplicateEvent)),
+                _ => {
+                    out.push(None);
+                    proceed.push(i);
+                }
             }
         }
 
+        // 2. One upsert per conversation (metadata merged, first user/agent id kept).
+        // In key order, so concurrent batches touching the same conversations lock them in the same order.
+        let mut conversation_of: Vec<Option<Uuid>> = vec![None; writes.len()];
+        let mut order = proceed.clone();
+        order.sort_by(|&a, &b| {
+            let key = |w: &IngestWrite| (w.source.clone(), w.environment.clone(), w.external_id.clone());
+            key(&writes[a]).cmp(&key(&writes[b]))
+        });
+        for &i in &order {
+            conversation_of[i] = Some(self.upsert_ingested(&mut tx, &writes[i], t).await?);
+        }
+
+        // 3. Every message of the batch, in multi-row inserts; the rows returned are the ones stored now.
+        let rows: Vec<(usize, &IngestedMessage)> =
+            proceed.iter().flat_map(|&i| writes[i].messages.iter().map(move |m| (i, m))).collect();
+        let mut stored: HashMap<(Uuid, String), OffsetDateTime> = HashMap::new();
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let mut insert = Query::insert();
+            insert.into_table(Messages::Table).columns(MESSAGE_COLUMNS);
+            for (i, m) in chunk {
+                let conversation_id = conversation_of[*i].unwrap_or_default();
+                insert
+                    .values([
+                        Expr::val(Uuid::now_v7()),
+                        Expr::val(conversation_id),
+                        Expr::val(m.external_id.as_str()),
+                        Expr::val(m.role.as_str()),
+                        Expr::val(m.content.as_str()),
+                        Expr::val(m.status.as_str()),
+                        Expr::val(m.finish_reason.clone()),
+                        Expr::val(m.input_tokens),
+                        Expr::val(m.output_tokens),
+                        Expr::val(m.latency_ms),
+                        Expr::val(m.ttft_ms),
+                        Expr::val(m.metadata.clone()),
+                        ts(kind, m.created_at),
+                        Expr::val(None::<f64>),
+                    ])
+                    .map_err(|e| StoreError::Other(e.to_string()))?;
+            }
+            insert
+                .on_conflict(
+                    OnConflict::columns([Messages::ConversationId, Messages::ExternalId])
+                        .target_and_where(Expr::col(Messages::ExternalId).is_not_null())
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .returning(Query::returning().columns([
+                    Messages::ConversationId,
+                    Messages::ExternalId,
+                    Messages::CreatedAt,
+                ]));
+            for (c, e, at) in tx.fetch_all::<(Uuid, String, OffsetDateTime)>(&insert).await? {
+                stored.insert((c, e), at);
+            }
+        }
+
+        // 4. Outcomes per write (a message stored now counts for the first write that carried it), then one
+        //    rollup per conversation that gained messages, the jobs, and the event → conversation links.
+        let mut gained: HashMap<Uuid, (i64, OffsetDateTime, OffsetDateTime)> = HashMap::new();
+        for &i in &proceed {
+            let conversation_id = conversation_of[i].unwrap_or_default();
+            let mut inserted = 0u64;
+            for m in &writes[i].messages {
+                if let Some(at) = stored.remove(&(conversation_id, m.external_id.clone())) {
+                    inserted += 1;
+                    let e = gained.entry(conversation_id).or_insert((0, at, at));
+                    e.0 += 1;
+                    e.1 = Ord::min(e.1, at);
+                    e.2 = Ord::max(e.2, at);
+                }
+            }
+            let duplicates = writes[i].messages.len() as u64 - inserted;
+            out[i] = Some(IngestWriteOutcome::Stored { conversation_id, inserted, duplicates });
+        }
+        let mut gained: Vec<(Uuid, (i64, OffsetDateTime, OffsetDateTime))> = gained.into_iter().collect();
+        gained.sort_by_key(|(id, _)| *id);
+        for (conversation_id, (count, earliest, latest)) in &gained {
+            tx.execute(&rollup_update(kind, *conversation_id, *count, *earliest, *latest)).await?;
+        }
+        let jobs: Vec<NewJob> = gained.iter().map(|(id, _)| job(*id)).collect();
+        self.enqueue_many_in(&mut tx, &jobs).await?;
+        let links: Vec<(&str, Uuid)> = proceed
+            .iter()
+            .filter_map(|&i| Some((writes[i].event_id.as_deref()?, conversation_of[i]?)))
+            .collect();
+        for chunk in links.chunks(INSERT_CHUNK) {
+            let mut case = Expr::case(Expr::col(IngestEvents::EventId).eq(chunk[0].0), Expr::val(chunk[0].1));
+            for (event, conversation) in &chunk[1..] {
+                case = case.case(Expr::col(IngestEvents::EventId).eq(*event), Expr::val(*conversation));
+            }
+            let link = Query::update()
+                .table(IngestEvents::Table)
+                .value(IngestEvents::ConversationId, case.finally(Expr::col(IngestEvents::ConversationId)))
+                .and_where(Expr::col(IngestEvents::EventId).is_in(chunk.iter().map(|(e, _)| *e)))
+                .to_owned();
+            tx.execute(&link).await?;
+        }
+        tx.commit().await?;
+        Ok(out.into_iter().map(|o| o.unwrap_or(IngestWriteOutcome::DuplicateEvent)).collect())
+    }
+
+    /// Inserts or updates one ingested conversation; returns its id.
+    async fn upsert_ingested(&self, tx: &mut Tx, w: &IngestWrite, t: OffsetDateTime) -> Result<Uuid, StoreError> {
+        let kind = self.kind();
         let excluded = |c: Conversations| Expr::col((Alias::new("excluded"), c));
         let current = |c: Conversations| Expr::col((Conversations::Table, c));
         let upsert = Query::insert()
@@ -149,64 +266,11 @@ impl Store {
             )
             .returning_col(Conversations::Id)
             .to_owned();
-        let (conversation_id,) = tx
+        let (id,) = tx
             .fetch_optional::<(Uuid,)>(&upsert)
             .await?
             .ok_or_else(|| StoreError::Other("conversation upsert returned no row".into()))?;
-
-        if let Some(event_id) = &w.event_id {
-            let link = Query::update()
-                .table(IngestEvents::Table)
-                .value(IngestEvents::ConversationId, conversation_id)
-                .and_where(Expr::col(IngestEvents::EventId).eq(event_id.as_str()))
-                .to_owned();
-            tx.execute(&link).await?;
-        }
-
-        let mut inserted: Vec<(OffsetDateTime,)> = Vec::new();
-        for chunk in w.messages.chunks(INSERT_CHUNK) {
-            let mut insert = Query::insert();
-            insert.into_table(Messages::Table).columns(MESSAGE_COLUMNS);
-            for m in chunk {
-                insert
-                    .values([
-                        Expr::val(Uuid::now_v7()),
-                        Expr::val(conversation_id),
-                        Expr::val(m.external_id.as_str()),
-                        Expr::val(m.role.as_str()),
-                        Expr::val(m.content.as_str()),
-                        Expr::val(m.status.as_str()),
-                        Expr::val(m.finish_reason.clone()),
-                        Expr::val(m.input_tokens),
-                        Expr::val(m.output_tokens),
-                        Expr::val(m.latency_ms),
-                        Expr::val(m.ttft_ms),
-                        Expr::val(m.metadata.clone()),
-                        ts(kind, m.created_at),
-                        Expr::val(None::<f64>),
-                    ])
-                    .map_err(|e| StoreError::Other(e.to_string()))?;
-            }
-            insert
-                .on_conflict(
-                    OnConflict::columns([Messages::ConversationId, Messages::ExternalId])
-                        .target_and_where(Expr::col(Messages::ExternalId).is_not_null())
-                        .do_nothing()
-                        .to_owned(),
-                )
-                .returning_col(Messages::CreatedAt);
-            inserted.extend(tx.fetch_all::<(OffsetDateTime,)>(&insert).await?);
-        }
-
-        let count = inserted.len() as u64;
-        let duplicates = w.messages.len() as u64 - count;
-        let earliest = inserted.iter().map(|(t,)| *t).min();
-        let latest = inserted.iter().map(|(t,)| *t).max();
-        if let (Some(earliest), Some(latest)) = (earliest, latest) {
-            tx.execute(&rollup_update(kind, conversation_id, count as i64, earliest, latest)).await?;
-            self.enqueue_in(tx, &job(conversation_id)).await?;
-        }
-        Ok(IngestWriteOutcome::Stored { conversation_id, inserted: count, duplicates })
+        Ok(id)
     }
 
     /// Forgets client event ids received before `before` (the dedupe window has passed). Returns how many.

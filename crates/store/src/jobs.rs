@@ -242,42 +242,56 @@ impl Store {
     }
 
     fn insert_job(&self, job: &NewJob) -> Result<sea_query::InsertStatement, StoreError> {
+        self.insert_jobs(std::slice::from_ref(job))
+    }
+
+    /// One multi-row insert of `jobs` (at least one).
+    fn insert_jobs(&self, jobs: &[NewJob]) -> Result<sea_query::InsertStatement, StoreError> {
         let kind = self.kind();
         let t = now();
-        let run_at = job.run_at.unwrap_or(t);
-        Ok(Query::insert()
-            .into_table(Jobs::Table)
-            .columns([
-                Jobs::Id,
-                Jobs::Queue,
-                Jobs::Kind,
-                Jobs::Payload,
-                Jobs::State,
-                Jobs::Attempts,
-                Jobs::MaxAttempts,
-                Jobs::RunAt,
-                Jobs::UniqueKey,
-                Jobs::CreatedAt,
-                Jobs::UpdatedAt,
-            ])
-            .values([
-                Expr::val(JobId::new_v7().as_uuid()),
-                Expr::val(job.queue.as_str()),
-                Expr::val(job.kind.as_str()),
-                Expr::val(job.payload.clone()),
-                Expr::val(JobState::Pending.as_str()),
-                Expr::val(0i64),
-                Expr::val(job.max_attempts.map(i64::from)),
-                ts(kind, run_at),
-                Expr::val(job.unique_key.clone()),
-                ts(kind, t),
-                ts(kind, t),
-            ])
-            .map_err(|e| StoreError::Other(e.to_string()))?
-            // The only unique index a fresh v7 id can meet is the pending unique-key one: that is the debounce.
-            .on_conflict(OnConflict::new().do_nothing().to_owned())
-            .returning_col(Jobs::Id)
-            .to_owned())
+        let mut insert = Query::insert();
+        insert.into_table(Jobs::Table).columns([
+            Jobs::Id,
+            Jobs::Queue,
+            Jobs::Kind,
+            Jobs::Payload,
+            Jobs::State,
+            Jobs::Attempts,
+            Jobs::MaxAttempts,
+            Jobs::RunAt,
+            Jobs::UniqueKey,
+            Jobs::CreatedAt,
+            Jobs::UpdatedAt,
+        ]);
+        for job in jobs {
+            insert
+                .values([
+                    Expr::val(JobId::new_v7().as_uuid()),
+                    Expr::val(job.queue.as_str()),
+                    Expr::val(job.kind.as_str()),
+                    Expr::val(job.payload.clone()),
+                    Expr::val(JobState::Pending.as_str()),
+                    Expr::val(0i64),
+                    Expr::val(job.max_attempts.map(i64::from)),
+                    ts(kind, job.run_at.unwrap_or(t)),
+                    Expr::val(job.unique_key.clone()),
+                    ts(kind, t),
+                    ts(kind, t),
+                ])
+                .map_err(|e| StoreError::Other(e.to_string()))?;
+        }
+        // The only unique index a fresh v7 id can meet is the pending unique-key one: that is the debounce.
+        Ok(insert.on_conflict(OnConflict::new().do_nothing().to_owned()).returning_col(Jobs::Id).to_owned())
+    }
+
+    /// Enqueues `jobs` inside `tx` in multi-row inserts (debounced ones are skipped, as for [`Store::enqueue`]).
+    /// Returns how many were inserted.
+    pub(crate) async fn enqueue_many_in(&self, tx: &mut Tx, jobs: &[NewJob]) -> Result<usize, StoreError> {
+        let mut inserted = 0;
+        for chunk in jobs.chunks(200) {
+            inserted += tx.fetch_all::<(Uuid,)>(&self.insert_jobs(chunk)?).await?.len();
+        }
+        Ok(inserted)
     }
 
     /// Claims up to `limit` jobs of `queues` (all queues when empty) for `worker`: due pending jobs, and running
