@@ -92,6 +92,33 @@ pub const VARS: &[VarSpec] = &[
         "250ms",
         "Delay between a conversation's new messages and its analysis job; messages arriving meanwhile join it.",
     ),
+    var(
+        "SENSEI_IDLE_TIMEOUT",
+        "5m",
+        "A conversation with no new message for this long is final: analysed once more (abandonment, unresolved \
+         escalations) and marked idle; a new message reopens it. 0s makes every analysis final.",
+    ),
+    secret(
+        "SLACK_WEBHOOK_URL",
+        "Slack incoming webhook (https://hooks.slack.com/services/…) for Sensei alerts; the dashboard's setting wins.",
+    ),
+    var(
+        "SENSEI_ALERT_MIN_SEVERITY",
+        "high",
+        "Alert when a conversation gets a failure of at least this severity (low, medium, high, critical, or off).",
+    ),
+    var("SENSEI_ALERT_HEALTH_BELOW", "40", "Alert when a conversation's final health falls below this (0–100; 0 = off)."),
+    var(
+        "SENSEI_ALERT_FAILURE_RATE",
+        "0.25/1h",
+        "Alert when one failure type appears in more than this share of the conversations of a window, as \
+         `SHARE/WINDOW` (`off` to disable).",
+    ),
+    var(
+        "SENSEI_PUBLIC_URL",
+        "",
+        "Base URL people use to reach this server (for links in alerts); empty: http://MENTORFY_ADDR.",
+    ),
     var("MENTORFY_ADMIN_TOKEN_TTL", "12h", "Lifetime of the admin tokens issued by `POST /api/v1/auth/login`."),
     var(
         "MENTORFY_LOGIN_RATE_LIMIT",
@@ -271,6 +298,23 @@ pub struct SenseiConfig {
     pub ingest_burst: u32,
     /// Delay before a conversation's analysis job runs after new messages.
     pub analysis_debounce: Duration,
+    /// Quiet time after which a conversation is final.
+    pub idle_timeout: Duration,
+    pub alerts: AlertConfig,
+}
+
+/// Alert thresholds and the default Slack webhook (the dashboard's settings, when saved, win).
+#[derive(Clone, Debug)]
+pub struct AlertConfig {
+    pub slack_webhook_url: Option<Secret>,
+    /// `None`: failure alerts off. One of `low`, `medium`, `high`, `critical`.
+    pub min_severity: Option<String>,
+    /// 0 = off.
+    pub health_below: f64,
+    /// (share 0..1, window); `None` = off.
+    pub failure_rate: Option<(f64, Duration)>,
+    /// Base of dashboard links, without a trailing slash.
+    pub public_url: String,
 }
 
 /// LLM providers and the gateway's limits.
@@ -423,7 +467,7 @@ impl Config {
         let get = |name: &str| raw.get(name).cloned().unwrap_or_default();
         let opt = |name: &str| Some(get(name)).filter(|v| !v.is_empty());
 
-        let addr = get("MENTORFY_ADDR").parse().map_err(|_| {
+        let addr: std::net::SocketAddr = get("MENTORFY_ADDR").parse().map_err(|_| {
             err("MENTORFY_ADDR", format!("'{}' is not a socket address such as 127.0.0.1:8080", get("MENTORFY_ADDR")))
         })?;
         let database_url = get("DATABASE_URL");
@@ -481,6 +525,8 @@ impl Config {
             ingest_rate: parse_rate("SENSEI_INGEST_RATE_LIMIT", &get("SENSEI_INGEST_RATE_LIMIT"))?,
             ingest_burst: parse_u32("SENSEI_INGEST_BURST", &get("SENSEI_INGEST_BURST"), 1, 1_000_000)?,
             analysis_debounce: parse_duration("SENSEI_ANALYSIS_DEBOUNCE", &get("SENSEI_ANALYSIS_DEBOUNCE"))?,
+            idle_timeout: parse_duration("SENSEI_IDLE_TIMEOUT", &get("SENSEI_IDLE_TIMEOUT"))?,
+            alerts: parse_alerts(&get, &opt, &addr.to_string())?,
         };
         if sensei.analysis_debounce > Duration::from_secs(3600) {
             return Err(err("SENSEI_ANALYSIS_DEBOUNCE", "must be at most 1h"));
@@ -704,6 +750,58 @@ fn database_kind(url: &str) -> Result<DatabaseKind, ConfigError> {
         let scheme = url.split(':').next().unwrap_or_default();
         Err(err("DATABASE_URL", format!("unsupported scheme '{scheme}': use sqlite://PATH or postgres://…")))
     }
+}
+
+fn parse_alerts(
+    get: &dyn Fn(&str) -> String,
+    opt: &dyn Fn(&str) -> Option<String>,
+    addr: &str,
+) -> Result<AlertConfig, ConfigError> {
+    let slack = opt("SLACK_WEBHOOK_URL");
+    if let Some(url) = &slack
+        && !url.starts_with("https://")
+    {
+        return Err(err("SLACK_WEBHOOK_URL", "must be an https:// URL (https://hooks.slack.com/services/…)"));
+    }
+    let severity = get("SENSEI_ALERT_MIN_SEVERITY").trim().to_ascii_lowercase();
+    let min_severity = match severity.as_str() {
+        "off" | "" => None,
+        "low" | "medium" | "high" | "critical" => Some(severity),
+        other => return Err(err("SENSEI_ALERT_MIN_SEVERITY", format!("'{other}' is not low, medium, high, critical or off"))),
+    };
+    let health_below: f64 = get("SENSEI_ALERT_HEALTH_BELOW")
+        .trim()
+        .parse()
+        .ok()
+        .filter(|h: &f64| (0.0..=100.0).contains(h))
+        .ok_or_else(|| err("SENSEI_ALERT_HEALTH_BELOW", "must be a number from 0 to 100"))?;
+    let rate = get("SENSEI_ALERT_FAILURE_RATE");
+    let failure_rate = if rate.trim().eq_ignore_ascii_case("off") || rate.trim().is_empty() {
+        None
+    } else {
+        let bad = || err("SENSEI_ALERT_FAILURE_RATE", format!("'{rate}' is not SHARE/WINDOW such as 0.25/1h, or off"));
+        let (share, window) = rate.split_once('/').ok_or_else(bad)?;
+        let share: f64 = share.trim().parse().map_err(|_| bad())?;
+        if !(share > 0.0 && share <= 1.0) {
+            return Err(bad());
+        }
+        let window = parse_duration("SENSEI_ALERT_FAILURE_RATE", window.trim())?;
+        if window.is_zero() {
+            return Err(bad());
+        }
+        Some((share, window))
+    };
+    let public_url = opt("SENSEI_PUBLIC_URL").unwrap_or_else(|| format!("http://{addr}"));
+    if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+        return Err(err("SENSEI_PUBLIC_URL", "must be an http(s) URL"));
+    }
+    Ok(AlertConfig {
+        slack_webhook_url: slack.map(Secret::new),
+        min_severity,
+        health_below,
+        failure_rate,
+        public_url: public_url.trim_end_matches('/').to_owned(),
+    })
 }
 
 fn parse_admin(get: &dyn Fn(&str) -> String, opt: &dyn Fn(&str) -> Option<String>) -> Result<AdminConfig, ConfigError> {

@@ -6,6 +6,7 @@ pub mod anthropic;
 pub mod clerk;
 pub mod openai;
 pub mod otlp;
+pub mod slack;
 pub mod sse;
 pub mod supabase;
 pub mod supermemory;

@@ -1,11 +1,16 @@
-//! Sensei's background jobs. For now: forgetting batch event ids once their dedupe window has passed.
-//! (The conversation analysis job, [`crate::ANALYSIS_JOB_KIND`], is enqueued by ingestion; its handler comes with
-//! the analysis pipeline.)
+//! Sensei's background jobs: the conversation analysis ([`crate::ANALYSIS_JOB_KIND`], enqueued by ingestion and by
+//! itself for the idle check) and forgetting batch event ids once their dedupe window has passed.
 
 use std::time::Duration;
 
 use mentorfy_jobs::{JobError, Recurring, Registry};
 use mentorfy_store::Store;
+use uuid::Uuid;
+
+use crate::alerts::Alerts;
+use crate::error::SenseiError;
+use crate::pipeline::Pipeline;
+use crate::service::ANALYSIS_JOB_KIND;
 
 /// The job kind that deletes old client event ids.
 pub const PRUNE_INGEST_EVENTS: &str = "sensei.prune_ingest_events";
@@ -13,7 +18,32 @@ pub const PRUNE_INGEST_EVENTS: &str = "sensei.prune_ingest_events";
 pub const DEDUPE_WINDOW: Duration = Duration::from_secs(48 * 3600);
 
 /// Registers Sensei's job handlers.
-pub fn register(registry: &mut Registry, store: &Store) {
+pub fn register(registry: &mut Registry, store: &Store, pipeline: &Pipeline, alerts: &Alerts) {
+    let (p, a) = (pipeline.clone(), alerts.clone());
+    registry.register_fn(ANALYSIS_JOB_KIND, move |ctx| {
+        let (p, a) = (p.clone(), a.clone());
+        async move {
+            let id = ctx
+                .job
+                .payload
+                .get("conversation_id")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .ok_or_else(|| JobError::permanent("payload has no conversation_id"))?;
+            match p.process(id).await {
+                Ok(Some(processed)) => {
+                    // Logged, not retried: a re-run would find no *new* failures and raise nothing.
+                    if let Err(e) = a.on_processed(&processed).await {
+                        tracing::warn!(error = %e, conversation_id = %id, "could not raise alerts");
+                    }
+                    Ok(())
+                }
+                Ok(None) => Ok(()),
+                Err(SenseiError::Invalid(e)) => Err(JobError::permanent(e.to_string())),
+                Err(e) => Err(JobError::retryable(e.to_string())),
+            }
+        }
+    });
     let store = store.clone();
     registry.register_fn(PRUNE_INGEST_EVENTS, move |_ctx| {
         let store = store.clone();

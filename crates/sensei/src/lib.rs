@@ -2,13 +2,17 @@
 //! track API, the batch API, OTLP GenAI spans) turns its input into one, and the service that stores it with its
 //! analysis job. Knows nothing of HTTP: the web crate maps [`SenseiError`] and [`ValidationError`] to responses.
 
+pub mod alerts;
+pub mod analysis;
 pub mod batch;
 pub mod demo;
 mod error;
 pub mod ingest;
 pub mod jobs;
 pub mod otel;
+pub mod pipeline;
 mod service;
+pub mod webhook;
 
 pub use error::SenseiError;
 pub use ingest::{

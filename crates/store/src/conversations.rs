@@ -28,8 +28,15 @@ pub(crate) enum Conversations {
     UpdatedAt,
     Environment,
     FirstMessageAt,
+    HealthScore,
+    HealthBreakdown,
+    FailureCount,
+    AvgSentiment,
+    AnalyzedAt,
+    FinalAt,
 }
 
+/// The columns every writer sets when it creates a conversation; reads use [`CONVERSATION_READ_COLUMNS`].
 pub(crate) const CONVERSATION_COLUMNS: [Conversations; 15] = [
     Conversations::Id,
     Conversations::Source,
@@ -46,6 +53,31 @@ pub(crate) const CONVERSATION_COLUMNS: [Conversations; 15] = [
     Conversations::UpdatedAt,
     Conversations::Environment,
     Conversations::FirstMessageAt,
+];
+
+/// Every column of [`ConversationRow`]: the created ones plus the analysis results.
+pub(crate) const CONVERSATION_READ_COLUMNS: [Conversations; 21] = [
+    Conversations::Id,
+    Conversations::Source,
+    Conversations::ExternalId,
+    Conversations::OrgId,
+    Conversations::AgentId,
+    Conversations::UserId,
+    Conversations::Metadata,
+    Conversations::Status,
+    Conversations::MessageCount,
+    Conversations::StartedAt,
+    Conversations::LastMessageAt,
+    Conversations::CreatedAt,
+    Conversations::UpdatedAt,
+    Conversations::Environment,
+    Conversations::FirstMessageAt,
+    Conversations::HealthScore,
+    Conversations::HealthBreakdown,
+    Conversations::FailureCount,
+    Conversations::AvgSentiment,
+    Conversations::AnalyzedAt,
+    Conversations::FinalAt,
 ];
 
 #[derive(Iden, Clone, Copy)]
@@ -112,6 +144,18 @@ pub struct ConversationRow {
     pub environment: String,
     /// Rollup: the earliest message's `created_at`; `None` until the first message.
     pub first_message_at: Option<OffsetDateTime>,
+    /// 0..100 from the analysis; `None` until analysed.
+    pub health_score: Option<f64>,
+    /// `{"score", "components": [...], "version"}`; `None` until analysed.
+    #[sqlx(json(nullable))]
+    pub health_breakdown: Option<serde_json::Value>,
+    /// Rollup: the conversation's `failures` rows, written by the analysis.
+    pub failure_count: i64,
+    /// Mean sentiment of the user's messages.
+    pub avg_sentiment: Option<f64>,
+    pub analyzed_at: Option<OffsetDateTime>,
+    /// When it last became final (idle past the idle timeout; `status = 'idle'`).
+    pub final_at: Option<OffsetDateTime>,
 }
 
 /// What [`Store::upsert_conversation`] creates when `(source, external_id)` is new.
@@ -226,8 +270,8 @@ pub(crate) fn rollup_update(
         .to_owned()
 }
 
-fn select_conversations() -> SelectStatement {
-    Query::select().columns(CONVERSATION_COLUMNS).from(Conversations::Table).to_owned()
+pub(crate) fn select_conversations() -> SelectStatement {
+    Query::select().columns(CONVERSATION_READ_COLUMNS).from(Conversations::Table).to_owned()
 }
 
 fn select_messages(conversation_id: Uuid) -> SelectStatement {
@@ -279,7 +323,7 @@ impl Store {
                         .do_nothing()
                         .to_owned(),
                     )
-                    .returning(Query::returning().columns(CONVERSATION_COLUMNS))
+                    .returning(Query::returning().columns(CONVERSATION_READ_COLUMNS))
                     .to_owned();
                 if let Some(created) = self.write_returning::<ConversationRow>(&insert).await? {
                     return Ok(created);
@@ -302,7 +346,7 @@ impl Store {
             .value(Conversations::UserId, Func::coalesce([Expr::col(Conversations::UserId), Expr::val(c.user_id)]))
             .value(Conversations::UpdatedAt, ts(self.kind(), now()))
             .and_where(Expr::col(Conversations::Id).eq(existing.id))
-            .returning(Query::returning().columns(CONVERSATION_COLUMNS))
+            .returning(Query::returning().columns(CONVERSATION_READ_COLUMNS))
             .to_owned();
         Ok(self.write_returning::<ConversationRow>(&update).await?.unwrap_or(existing))
     }

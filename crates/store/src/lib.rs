@@ -3,6 +3,8 @@
 //! and nothing here knows HTTP.
 
 mod admin;
+mod alerts;
+mod analysis;
 mod conversations;
 mod db;
 mod dialect;
@@ -14,6 +16,8 @@ mod memories;
 mod sessions;
 
 pub use admin::*;
+pub use alerts::{AlertEventRow, AlertRuleState, AlertSettings, FailureRate, NewAlertEvent};
+pub use analysis::{AnalysisOutcome, AnalysisWrite, FailureRow, FailureWrite};
 pub use conversations::{ConversationRow, InsertOutcome, MessageRow, NewConversation, NewMessage};
 pub use db::{Store, StoreKind, create_scratch_schema, drop_scratch_schema};
 pub use dialect::now;

@@ -123,7 +123,11 @@ pub async fn prepare(config: Arc<Config>) -> Result<AppState, StartupError> {
         assistant_name: "Assistant".to_owned(),
     };
     mentorfy_mentor::jobs::register(&mut registry, &deps);
-    mentorfy_sensei::jobs::register(&mut registry, &store);
+    let pipeline = mentorfy_sensei::pipeline::Pipeline::new(store.clone(), config.sensei.idle_timeout);
+    let alerts = mentorfy_sensei::alerts::Alerts::new(store.clone(), config.sensei.alerts.clone())
+        .map_err(|e| StartupError(format!("Sensei alerts: {e}")))?;
+    mentorfy_sensei::alerts::register(&mut registry, &alerts);
+    mentorfy_sensei::jobs::register(&mut registry, &store, &pipeline, &alerts);
     let mut recurring = mentorfy_mentor::jobs::recurring(&config);
     recurring.extend(mentorfy_sensei::jobs::recurring());
     let jobs = JobsSetup { jobs, registry, recurring };
