@@ -236,37 +236,49 @@ pub(crate) fn rollup_update(
     earliest: OffsetDateTime,
     latest: OffsetDateTime,
 ) -> sea_query::UpdateStatement {
-    let earliest = ts(kind, earliest);
-    let latest = ts(kind, latest);
+    rollup_update_many(kind, &[(conversation_id, inserted, earliest, latest)])
+}
+
+/// [`rollup_update`] for several conversations in one statement (`CASE` on the id), each with its own
+/// `(id, inserted, earliest, latest)`. `gained` must not be empty.
+pub(crate) fn rollup_update_many(
+    kind: crate::StoreKind,
+    gained: &[(Uuid, i64, OffsetDateTime, OffsetDateTime)],
+) -> sea_query::UpdateStatement {
+    let id = || Expr::col(Conversations::Id);
+    let col = Expr::col;
+    let mut count = sea_query::CaseStatement::new();
+    let mut last = sea_query::CaseStatement::new();
+    let mut first = sea_query::CaseStatement::new();
+    let mut started = sea_query::CaseStatement::new();
+    for (conversation_id, inserted, earliest, latest) in gained {
+        let (earliest, latest) = (ts(kind, *earliest), ts(kind, *latest));
+        count = count.case(id().eq(*conversation_id), col(Conversations::MessageCount).add(*inserted));
+        last = last.case(
+            id().eq(*conversation_id).and(
+                col(Conversations::MessageCount).eq(0).or(col(Conversations::LastMessageAt).lt(latest.clone())),
+            ),
+            latest,
+        );
+        first = first.case(
+            id().eq(*conversation_id).and(
+                col(Conversations::FirstMessageAt)
+                    .is_null()
+                    .or(col(Conversations::FirstMessageAt).gt(earliest.clone())),
+            ),
+            earliest.clone(),
+        );
+        started = started.case(id().eq(*conversation_id).and(col(Conversations::StartedAt).gt(earliest.clone())), earliest);
+    }
     Query::update()
         .table(Conversations::Table)
-        .value(Conversations::MessageCount, Expr::col(Conversations::MessageCount).add(inserted))
-        .value(
-            Conversations::LastMessageAt,
-            Expr::case(
-                Expr::col(Conversations::MessageCount).eq(0).or(Expr::col(Conversations::LastMessageAt).lt(latest.clone())),
-                latest,
-            )
-            .finally(Expr::col(Conversations::LastMessageAt)),
-        )
-        .value(
-            Conversations::FirstMessageAt,
-            Expr::case(
-                Expr::col(Conversations::FirstMessageAt)
-                    .is_null()
-                    .or(Expr::col(Conversations::FirstMessageAt).gt(earliest.clone())),
-                earliest.clone(),
-            )
-            .finally(Expr::col(Conversations::FirstMessageAt)),
-        )
-        .value(
-            Conversations::StartedAt,
-            Expr::case(Expr::col(Conversations::StartedAt).gt(earliest.clone()), earliest)
-                .finally(Expr::col(Conversations::StartedAt)),
-        )
+        .value(Conversations::MessageCount, count.finally(col(Conversations::MessageCount)))
+        .value(Conversations::LastMessageAt, last.finally(col(Conversations::LastMessageAt)))
+        .value(Conversations::FirstMessageAt, first.finally(col(Conversations::FirstMessageAt)))
+        .value(Conversations::StartedAt, started.finally(col(Conversations::StartedAt)))
         .value(Conversations::UpdatedAt, ts(kind, now()))
         .value(Conversations::Status, "active")
-        .and_where(Expr::col(Conversations::Id).eq(conversation_id))
+        .and_where(id().is_in(gained.iter().map(|g| g.0)))
         .to_owned()
 }
 

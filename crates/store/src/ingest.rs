@@ -8,7 +8,7 @@ use sea_query::{Alias, Expr, ExprTrait, Func, OnConflict, Query};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::conversations::{CONVERSATION_COLUMNS, Conversations, MESSAGE_COLUMNS, Messages, rollup_update};
+use crate::conversations::{CONVERSATION_COLUMNS, Conversations, MESSAGE_COLUMNS, Messages, rollup_update_many};
 use crate::db::{Store, Tx};
 use crate::dialect::{json_merge, now, ts};
 use crate::error::StoreError;
@@ -119,16 +119,38 @@ impl Store {
             }
         }
 
-        // 2. One upsert per conversation (metadata merged, first user/agent id kept).
-        // In key order, so concurrent batches touching the same conversations lock them in the same order.
+        // 2. The batch's conversations, merged per key (metadata key by key, the first user/agent id), upserted in
+        //    multi-row statements in key order, so concurrent batches lock the same rows in the same order.
+        type Key = (String, String, String);
+        let key_of = |w: &IngestWrite| -> Key { (w.source.clone(), w.environment.clone(), w.external_id.clone()) };
+        let mut merged: HashMap<Key, IngestWrite> = HashMap::new();
+        for &i in &proceed {
+            let w = &writes[i];
+            match merged.get_mut(&key_of(w)) {
+                None => {
+                    merged.insert(key_of(w), IngestWrite { messages: Vec::new(), ..w.clone() });
+                }
+                Some(m) => {
+                    m.user_id = m.user_id.take().or_else(|| w.user_id.clone());
+                    m.agent_id = m.agent_id.take().or_else(|| w.agent_id.clone());
+                    if let (Some(into), Some(from)) = (m.metadata.as_object_mut(), w.metadata.as_object()) {
+                        into.extend(from.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    }
+                }
+            }
+        }
+        let mut unique: Vec<(Key, IngestWrite)> = merged.into_iter().collect();
+        unique.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut ids: HashMap<Key, Uuid> = HashMap::with_capacity(unique.len());
+        for chunk in unique.chunks(INSERT_CHUNK) {
+            let rows: Vec<&IngestWrite> = chunk.iter().map(|(_, w)| w).collect();
+            for (id, source, environment, external_id) in self.upsert_ingested(&mut tx, &rows, t).await? {
+                ids.insert((source, environment, external_id), id);
+            }
+        }
         let mut conversation_of: Vec<Option<Uuid>> = vec![None; writes.len()];
-        let mut order = proceed.clone();
-        order.sort_by(|&a, &b| {
-            let key = |w: &IngestWrite| (w.source.clone(), w.environment.clone(), w.external_id.clone());
-            key(&writes[a]).cmp(&key(&writes[b]))
-        });
-        for &i in &order {
-            conversation_of[i] = Some(self.upsert_ingested(&mut tx, &writes[i], t).await?);
+        for &i in &proceed {
+            conversation_of[i] = ids.get(&key_of(&writes[i])).copied();
         }
 
         // 3. Every message of the batch, in multi-row inserts; the rows returned are the ones stored now.
@@ -194,12 +216,13 @@ impl Store {
             let duplicates = writes[i].messages.len() as u64 - inserted;
             out[i] = Some(IngestWriteOutcome::Stored { conversation_id, inserted, duplicates });
         }
-        let mut gained: Vec<(Uuid, (i64, OffsetDateTime, OffsetDateTime))> = gained.into_iter().collect();
-        gained.sort_by_key(|(id, _)| *id);
-        for (conversation_id, (count, earliest, latest)) in &gained {
-            tx.execute(&rollup_update(kind, *conversation_id, *count, *earliest, *latest)).await?;
+        let mut gained: Vec<(Uuid, i64, OffsetDateTime, OffsetDateTime)> =
+            gained.into_iter().map(|(id, (n, first, last))| (id, n, first, last)).collect();
+        gained.sort_by_key(|g| g.0);
+        for chunk in gained.chunks(INSERT_CHUNK) {
+            tx.execute(&rollup_update_many(kind, chunk)).await?;
         }
-        let jobs: Vec<NewJob> = gained.iter().map(|(id, _)| job(*id)).collect();
+        let jobs: Vec<NewJob> = gained.iter().map(|g| job(g.0)).collect();
         self.enqueue_many_in(&mut tx, &jobs).await?;
         let links: Vec<(&str, Uuid)> = proceed
             .iter()
@@ -221,32 +244,41 @@ impl Store {
         Ok(out.into_iter().map(|o| o.unwrap_or(IngestWriteOutcome::DuplicateEvent)).collect())
     }
 
-    /// Inserts or updates one ingested conversation; returns its id.
-    async fn upsert_ingested(&self, tx: &mut Tx, w: &IngestWrite, t: OffsetDateTime) -> Result<Uuid, StoreError> {
+    /// Inserts or updates ingested conversations (distinct keys) in one statement; returns `(id, source,
+    /// environment, external_id)` of each.
+    async fn upsert_ingested(
+        &self,
+        tx: &mut Tx,
+        rows: &[&IngestWrite],
+        t: OffsetDateTime,
+    ) -> Result<Vec<(Uuid, String, String, String)>, StoreError> {
         let kind = self.kind();
         let excluded = |c: Conversations| Expr::col((Alias::new("excluded"), c));
         let current = |c: Conversations| Expr::col((Conversations::Table, c));
-        let upsert = Query::insert()
-            .into_table(Conversations::Table)
-            .columns(CONVERSATION_COLUMNS)
-            .values([
-                Expr::val(Uuid::now_v7()),
-                Expr::val(w.source.as_str()),
-                Expr::val(w.external_id.as_str()),
-                Expr::val(None::<String>),
-                Expr::val(w.agent_id.clone()),
-                Expr::val(w.user_id.clone()),
-                Expr::val(w.metadata.clone()),
-                Expr::val("active"),
-                Expr::val(0i64),
-                ts(kind, t),
-                ts(kind, t),
-                ts(kind, t),
-                ts(kind, t),
-                Expr::val(w.environment.as_str()),
-                Expr::val(None::<OffsetDateTime>),
-            ])
-            .map_err(|e| StoreError::Other(e.to_string()))?
+        let mut upsert = Query::insert();
+        upsert.into_table(Conversations::Table).columns(CONVERSATION_COLUMNS);
+        for w in rows {
+            upsert
+                .values([
+                    Expr::val(Uuid::now_v7()),
+                    Expr::val(w.source.as_str()),
+                    Expr::val(w.external_id.as_str()),
+                    Expr::val(None::<String>),
+                    Expr::val(w.agent_id.clone()),
+                    Expr::val(w.user_id.clone()),
+                    Expr::val(w.metadata.clone()),
+                    Expr::val("active"),
+                    Expr::val(0i64),
+                    ts(kind, t),
+                    ts(kind, t),
+                    ts(kind, t),
+                    ts(kind, t),
+                    Expr::val(w.environment.as_str()),
+                    Expr::val(None::<OffsetDateTime>),
+                ])
+                .map_err(|e| StoreError::Other(e.to_string()))?;
+        }
+        upsert
             .on_conflict(
                 OnConflict::columns([Conversations::Source, Conversations::Environment, Conversations::ExternalId])
                     .value(
@@ -264,13 +296,17 @@ impl Store {
                     .value(Conversations::UpdatedAt, excluded(Conversations::UpdatedAt))
                     .to_owned(),
             )
-            .returning_col(Conversations::Id)
-            .to_owned();
-        let (id,) = tx
-            .fetch_optional::<(Uuid,)>(&upsert)
-            .await?
-            .ok_or_else(|| StoreError::Other("conversation upsert returned no row".into()))?;
-        Ok(id)
+            .returning(Query::returning().columns([
+                Conversations::Id,
+                Conversations::Source,
+                Conversations::Environment,
+                Conversations::ExternalId,
+            ]));
+        let out = tx.fetch_all::<(Uuid, String, String, String)>(&upsert).await?;
+        if out.len() != rows.len() {
+            return Err(StoreError::Other(format!("upserted {} of {} conversations", out.len(), rows.len())));
+        }
+        Ok(out)
     }
 
     /// Forgets client event ids received before `before` (the dedupe window has passed). Returns how many.

@@ -148,28 +148,38 @@ fn strip_position(message: &str) -> String {
 /// `payload_too_large` with `details.max_bytes`.
 pub struct LimitedBody<const LIMIT: usize>(pub Bytes);
 
+/// How much of an oversized body is read and dropped before answering 413, so a client still sending gets to read
+/// the answer instead of a broken pipe.
+const DRAIN_AFTER_LIMIT: usize = 16 * 1024 * 1024;
+
 impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for LimitedBody<LIMIT> {
     type Rejection = AppError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, AppError> {
-        let body = req.into_body();
-        match axum::body::to_bytes(body, LIMIT).await {
-            Ok(bytes) => Ok(LimitedBody(bytes)),
-            Err(e) => {
-                // axum wraps http-body-util's LengthLimitError ("length limit exceeded").
-                let mut too_large = false;
-                let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-                while let Some(c) = cause {
-                    too_large |= c.to_string().contains("length limit exceeded");
-                    cause = c.source();
-                }
-                if too_large {
-                    Err(payload_too_large(LIMIT, json!({"max_bytes": LIMIT})))
-                } else {
-                    Err(AppError::new(StatusCode::BAD_REQUEST, "bad_request", format!("could not read the body: {e}")))
-                }
+        use futures::StreamExt as _;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut stream = req.into_body().into_data_stream();
+        let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(0).min(LIMIT));
+        let mut seen = 0usize;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                AppError::new(StatusCode::BAD_REQUEST, "bad_request", format!("could not read the body: {e}"))
+            })?;
+            seen += chunk.len();
+            if seen <= LIMIT {
+                buf.extend_from_slice(&chunk);
+            } else if seen > LIMIT + DRAIN_AFTER_LIMIT {
+                break;
             }
         }
+        if seen > LIMIT {
+            return Err(payload_too_large(LIMIT, json!({"max_bytes": LIMIT})));
+        }
+        Ok(LimitedBody(buf.freeze()))
     }
 }
 
