@@ -70,6 +70,9 @@ pub enum BenchCommand {
     Memory(crate::bench_memory::BenchMemoryArgs),
     /// Ingestion throughput (messages/s) and ack latency, batched and single-message, N concurrent clients.
     Ingest(crate::bench_ingest::BenchIngestArgs),
+    /// Health scores and failure flags against human labels (USS satisfaction, DBDC breakdowns), through the
+    /// real ingestion and analysis pipeline; and the pipeline's speed.
+    Health(crate::bench_health::BenchHealthArgs),
 }
 
 #[derive(Args, Debug, Clone)]

@@ -3,6 +3,7 @@
 
 mod admin_cli;
 mod bench;
+mod bench_health;
 mod bench_ingest;
 mod bench_memory;
 mod cli;
@@ -70,6 +71,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Sessions(args)) => bench::sessions(config, args).await,
         Command::Bench(BenchCommand::Memory(args)) => bench_memory::run(config, args).await,
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest::run(config, args).await,
+        Command::Bench(BenchCommand::Health(args)) => bench_health::run(config, args).await,
         Command::SeedDemo(args) => seed_demo::run(config, args).await,
         Command::Worker(args) => jobs_cli::worker(config, args).await,
         Command::Jobs(args) => jobs_cli::jobs(config, args).await,

@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod analysis;
 pub mod batch;
 pub mod demo;
+pub mod eval;
 mod error;
 pub mod ingest;
 pub mod jobs;

