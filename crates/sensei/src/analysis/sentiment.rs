@@ -81,32 +81,6 @@ mod tests {
         assert!((-1.0..=-0.99).contains(&c), "{c}");
     }
 
-    /// Throughput probe, not a gate: `cargo test --release -p mentorfy-sensei --lib sentiment_throughput -- --ignored
-    /// --nocapture`.
-    #[test]
-    #[ignore = "timing probe; run by hand in release"]
-    fn sentiment_throughput() {
-        let msgs = [
-            "this is useless",
-            "Thanks a lot, that fixed it!",
-            "How do I reset my password?",
-            "I already told you my order number twice!",
-            "The app is fast but crashes a lot :(",
-            "Can I talk to a human?",
-            "I'm not sure what you mean.",
-            "Great job 👍 I really appreciate your help.",
-        ];
-        let _ = compound("warm up");
-        let n = 400_000;
-        let start = std::time::Instant::now();
-        let mut acc = 0.0;
-        for i in 0..n {
-            acc += compound(std::hint::black_box(msgs[i % msgs.len()]));
-        }
-        let secs = start.elapsed().as_secs_f64();
-        println!("{n} messages in {secs:.3}s = {:.0} msg/s (checksum {acc:.4})", n as f64 / secs);
-    }
-
     #[test]
     fn sentiment_frustrated_user() {
         assert!(compound("this is useless") < 0.0);
