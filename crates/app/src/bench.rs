@@ -13,6 +13,7 @@ use mentorfy_core::{Config, Secret};
 use serde_json::json;
 use tokio::sync::{Mutex, Semaphore};
 
+use crate::bench_util::{micros, ms, new_hist};
 use crate::cli::BenchSessionsArgs;
 
 #[derive(Clone, Copy, Debug)]
@@ -143,10 +144,10 @@ async fn run(config: Config, args: &BenchSessionsArgs, label: &str) -> anyhow::R
                 Err(_) => false,
             };
             if scheduled >= measure_from {
-                let micros = u64::try_from(scheduled.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let took = micros(scheduled.elapsed());
                 let mut r = recorder.lock().await;
                 let i = op as usize;
-                let _ = r.hist[i].record(micros.max(1));
+                let _ = r.hist[i].record(took);
                 if !ok {
                     r.errors[i] += 1;
                 }
@@ -222,10 +223,3 @@ async fn run(config: Config, args: &BenchSessionsArgs, label: &str) -> anyhow::R
     Ok(())
 }
 
-fn new_hist() -> anyhow::Result<Histogram<u64>> {
-    Ok(Histogram::new_with_bounds(1, 60_000_000, 3)?)
-}
-
-fn ms(micros: u64) -> f64 {
-    (micros as f64 / 10.0).round() / 100.0
-}

@@ -26,6 +26,8 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::bench_util::{loadavg, machine, micros, ms, new_hist};
+
 /// Measure the health score and failure detection against human labels (USS satisfaction ratings, DBDC3
 /// breakdown annotations), through the real ingestion and analysis pipeline on a fresh database.
 ///
@@ -580,36 +582,6 @@ async fn latency_run(cfg: Config, args: &BenchHealthArgs) -> anyhow::Result<Valu
 
 fn r3(x: f64) -> Value {
     if x.is_finite() { json!((x * 1000.0).round() / 1000.0) } else { Value::Null }
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
-}
-
-fn new_hist() -> anyhow::Result<Histogram<u64>> {
-    Ok(Histogram::new_with_bounds(1, 600_000_000, 3)?)
-}
-
-fn ms(micros: u64) -> f64 {
-    (micros as f64 / 10.0).round() / 100.0
-}
-
-fn machine() -> Value {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = info
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map_or_else(|| "unknown".to_owned(), |(_, m)| m.trim().to_owned());
-    json!({
-        "cpu_model": model,
-        "cpus": info.lines().filter(|l| l.starts_with("processor")).count(),
-        "available_parallelism": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-    })
-}
-
-fn loadavg() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
 fn f(v: &Value) -> String {

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -25,6 +24,9 @@ use mentorfy_sensei::batch::{BatchBody, BatchItem, validate_batch};
 use mentorfy_sensei::{KeyContext, Source};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
+
+use crate::bench_util::{loadavg, machine, micros, ms, new_hist};
+use crate::local_server::LocalServer;
 
 /// Measure ingestion: messages stored per second and the latency of each request's acknowledgement.
 ///
@@ -204,16 +206,9 @@ async fn one_run(
     label: &str,
     want_breakdown: bool,
 ) -> anyhow::Result<(Value, Option<Value>)> {
-    let state = mentorfy_web::prepare(Arc::new(config)).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind 127.0.0.1:0")?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(mentorfy_web::serve(listener, state.clone(), async move {
-        let _ = stop_rx.await;
-    }));
-    let created = state.admin().api_keys.create("bench-ingest", None, Some("cli")).await?;
-    let key_id = created.row.id;
-    let auth = format!("Bearer {}", created.key);
+    let server = LocalServer::start(config, "bench-ingest").await?;
+    let (base, key_id) = (server.base.clone(), server.key_id);
+    let auth = format!("Bearer {}", server.key);
     let http = reqwest::Client::builder().pool_max_idle_per_host(4096).timeout(Duration::from_secs(120)).build()?;
 
     let loadavg_start = loadavg();
@@ -272,13 +267,8 @@ async fn one_run(
     bar.finish_and_clear();
 
     let breakdown =
-        if want_breakdown { Some(breakdown(&state, key_id, &corpus, args.batch_size).await?) } else { None };
-    if let Err(e) = state.admin().api_keys.revoke(key_id).await {
-        tracing::warn!(error = %e, "could not revoke the temporary bench-ingest API key");
-    }
-    let _ = stop_tx.send(());
-    server.await.context("server task")?.context("server")?;
-    drop(state);
+        if want_breakdown { Some(breakdown(&server.state, key_id, &corpus, args.batch_size).await?) } else { None };
+    server.stop().await?;
 
     let mut hist = new_hist()?;
     let (mut requests, mut messages, mut errors, mut event_errors, mut conversations, mut stored) = (0, 0, 0, 0, 0, 0);
@@ -633,39 +623,6 @@ async fn breakdown(
         "store_one_message_per_conversation": per(&single),
         "conversations_per_batch": single_convs / rounds,
     }))
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
-}
-
-fn new_hist() -> anyhow::Result<Histogram<u64>> {
-    Ok(Histogram::new_with_bounds(1, 600_000_000, 3)?)
-}
-
-fn ms(micros: u64) -> f64 {
-    (micros as f64 / 10.0).round() / 100.0
-}
-
-/// CPU model and count from /proc/cpuinfo (Linux), cores usable by this process.
-fn machine() -> Value {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = info
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map_or_else(|| "unknown".to_owned(), |(_, m)| m.trim().to_owned());
-    let cpus = info.lines().filter(|l| l.starts_with("processor")).count();
-    json!({
-        "cpu_model": model,
-        "cpus": cpus,
-        "available_parallelism": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-    })
-}
-
-/// The 1-minute load average (/proc/loadavg), to tell whether something else was using the CPU.
-fn loadavg() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
 fn print_row_live(v: &Value) {

@@ -6,8 +6,10 @@ mod bench;
 mod bench_health;
 mod bench_ingest;
 mod bench_memory;
+mod bench_util;
 mod cli;
 mod jobs_cli;
+mod local_server;
 mod seed_demo;
 
 use std::process::ExitCode;

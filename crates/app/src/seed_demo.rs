@@ -3,7 +3,6 @@
 //! temporary API key, revoked at the end) or into a running server (`--url`, `--api-key`). Wiring only: it never
 //! writes to the store directly, and never prints the API key.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -14,6 +13,8 @@ use mentorfy_client::{BatchEvent, BatchResponse, Client, Role, TrackMessage, Tra
 use mentorfy_core::Config;
 use mentorfy_sensei::demo::{self, DemoConversation};
 use time::OffsetDateTime;
+
+use crate::local_server::LocalServer;
 
 /// Load generated demo conversations through the ingestion API.
 ///
@@ -73,30 +74,13 @@ pub async fn run(mut config: Config, args: SeedDemoArgs) -> anyhow::Result<()> {
 
     // In-process: this install's database, no job workers, a temporary key.
     config.jobs.workers = 0;
-    let state = mentorfy_web::prepare(Arc::new(config)).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind 127.0.0.1:0")?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(mentorfy_web::serve(listener, state.clone(), async move {
-        let _ = stop_rx.await;
-    }));
-    let keys = &state.admin().api_keys;
-    let result = match keys.create("seed-demo", None, Some("cli")).await {
-        Ok(created) => {
-            // Ctrl-C stops loading but still revokes the key.
-            let loaded = tokio::select! {
-                r = load(&base, &created.key, &args) => r,
-                _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted; what was acknowledged is stored")),
-            };
-            if let Err(e) = keys.revoke(created.row.id).await {
-                tracing::warn!(error = %e, id = %created.row.id, "could not revoke the temporary seed-demo API key");
-            }
-            loaded
-        }
-        Err(e) => Err(anyhow::Error::new(e).context("cannot create a temporary API key")),
+    let server = LocalServer::start(config, "seed-demo").await?;
+    // Ctrl-C stops loading but still revokes the key.
+    let result = tokio::select! {
+        r = load(&server.base, &server.key, &args) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted; what was acknowledged is stored")),
     };
-    let _ = stop_tx.send(());
-    server.await.context("server task")?.context("server")?;
+    server.stop().await?;
     let summary = result?;
     summary.print("this install's database");
     summary.outcome()
