@@ -34,6 +34,8 @@ pub enum Command {
     /// Load generated demo conversations (support, coaching, sales; happy paths and failures) through the real
     /// ingestion API, so a fresh install shows a living dashboard.
     SeedDemo(crate::seed_demo::SeedDemoArgs),
+    /// Usage patterns: cluster conversations by what users came for (`run`), or show the latest (`list`).
+    Patterns(crate::patterns_cli::PatternsArgs),
     /// Run a benchmark against a server started in this process.
     #[command(subcommand)]
     Bench(BenchCommand),

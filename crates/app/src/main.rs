@@ -10,6 +10,7 @@ mod bench_util;
 mod cli;
 mod jobs_cli;
 mod local_server;
+mod patterns_cli;
 mod seed_demo;
 
 use std::process::ExitCode;
@@ -75,6 +76,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest::run(config, args).await,
         Command::Bench(BenchCommand::Health(args)) => bench_health::run(config, args).await,
         Command::SeedDemo(args) => seed_demo::run(config, args).await,
+        Command::Patterns(args) => patterns_cli::patterns(config, args).await,
         Command::Worker(args) => jobs_cli::worker(config, args).await,
         Command::Jobs(args) => jobs_cli::jobs(config, args).await,
         Command::Admin(args) => admin_cli::admin(config, args).await,

@@ -83,7 +83,66 @@ async fn seed_demo_loads_every_generated_message_once(db: TestDb) {
     assert!(keys.iter().all(|k| k.revoked_at.is_some()), "temporary keys are revoked");
 }
 
-both_backends!(seed_demo_loads_every_generated_message_once);
+/// The "done when": `mentorfy patterns run` on the demo data gives readable, distinct patterns. The
+/// generator's intent (never sent to the clustering, only kept in metadata) is the yardstick: each pattern must be
+/// nearly pure in intent.
+async fn patterns_run_on_demo_data_finds_distinct_intents(db: TestDb) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (url, path) = (db.url.clone(), dir.path().to_owned());
+    let empty = tokio::task::spawn_blocking(move || mentorfy(&path, &url, &["patterns", "run"])).await.unwrap();
+    assert!(empty.status.success(), "{}", describe(&empty));
+    assert!(String::from_utf8_lossy(&empty.stdout).contains("mentorfy seed-demo"), "{}", describe(&empty));
+
+    let (url, path) = (db.url.clone(), dir.path().to_owned());
+    let args = ["seed-demo", "--conversations", "400", "--seed", "11"];
+    let seeded = tokio::task::spawn_blocking(move || mentorfy(&path, &url, &args)).await.unwrap();
+    assert!(seeded.status.success(), "{}", describe(&seeded));
+    let (url, path) = (db.url.clone(), dir.path().to_owned());
+    let out = tokio::task::spawn_blocking(move || mentorfy(&path, &url, &["patterns", "run", "--json"])).await.unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let patterns = report["patterns"].as_array().expect("patterns");
+    assert!(patterns.len() >= 8, "{report:#}");
+    let mut labels: Vec<&str> = patterns.iter().map(|p| p["label"].as_str().unwrap()).collect();
+    assert!(labels.iter().all(|l| l.chars().any(char::is_alphabetic)), "{labels:?}");
+    labels.sort_unstable();
+    labels.dedup();
+    assert_eq!(labels.len(), patterns.len(), "labels must be distinct: {labels:?}");
+    let clustered: i64 = patterns.iter().map(|p| p["size"].as_i64().unwrap()).sum();
+    assert_eq!(clustered + report["unclustered"].as_i64().unwrap(), report["conversations"].as_i64().unwrap());
+    assert!(clustered as f64 >= 0.7 * report["conversations"].as_f64().unwrap(), "{report:#}");
+
+    // Purity against the generator's intents, read back from the stored memberships.
+    let store = db.store().await;
+    let (mut pure, mut total) = (0usize, 0usize);
+    for p in patterns {
+        let id = uuid::Uuid::parse_str(p["id"].as_str().unwrap()).unwrap();
+        let members = store.pattern_members(id).await.expect("members");
+        assert_eq!(members.len() as i64, p["size"].as_i64().unwrap());
+        let mut intents = std::collections::HashMap::<String, usize>::new();
+        for (conversation_id, _) in members {
+            let c = store.get_conversation(conversation_id).await.unwrap().unwrap();
+            *intents.entry(c.metadata["intent"].as_str().unwrap_or("").to_owned()).or_default() += 1;
+        }
+        pure += intents.values().max().copied().unwrap_or(0);
+        total += intents.values().sum::<usize>();
+        let example = &p["examples"][0];
+        assert!(example["excerpt"].as_str().is_some_and(|e| !e.is_empty()), "{p:#}");
+    }
+    assert!(pure as f64 >= 0.9 * total as f64, "purity {pure}/{total}: {report:#}");
+
+    // `list` shows the same run.
+    let (url, path) = (db.url.clone(), dir.path().to_owned());
+    let listed =
+        tokio::task::spawn_blocking(move || mentorfy(&path, &url, &["patterns", "list", "--json"])).await.unwrap();
+    assert!(listed.status.success(), "{}", describe(&listed));
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    assert_eq!(listed["run"]["id"], report["run_id"]);
+    assert_eq!(listed["patterns"].as_array().unwrap().len(), patterns.len());
+    store.close().await;
+}
+
+both_backends!(seed_demo_loads_every_generated_message_once, patterns_run_on_demo_data_finds_distinct_intents);
 
 #[test]
 fn help_explains_every_flag_and_that_reruns_do_not_duplicate() {

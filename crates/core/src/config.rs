@@ -98,6 +98,18 @@ pub const VARS: &[VarSpec] = &[
         "A conversation with no new message for this long is final: analysed once more (abandonment, unresolved \
          escalations) and marked idle; a new message reopens it. 0s makes every analysis final.",
     ),
+    var(
+        "SENSEI_PATTERNS_EVERY",
+        "7d",
+        "How often usage patterns are recomputed in the background (`off` to only run `mentorfy patterns run`).",
+    ),
+    var("SENSEI_PATTERNS_WINDOW", "30d", "Usage patterns cluster the conversations that started within this window."),
+    var(
+        "FEATURE_EMBEDDINGS",
+        "0",
+        "1: embed each conversation's opening with the static model in MENTORFY_EMBED_MODEL and blend it into usage \
+         patterns (cached in conversation_embeddings); 0: word statistics (TF-IDF) only.",
+    ),
     secret(
         "SLACK_WEBHOOK_URL",
         "Slack incoming webhook (https://hooks.slack.com/services/…) for Sensei alerts; the dashboard's setting wins.",
@@ -301,6 +313,12 @@ pub struct SenseiConfig {
     /// Quiet time after which a conversation is final.
     pub idle_timeout: Duration,
     pub alerts: AlertConfig,
+    /// Background pattern analysis cadence; `None` = off.
+    pub patterns_every: Option<Duration>,
+    /// Conversations that started within this window are clustered.
+    pub patterns_window: Duration,
+    /// `FEATURE_EMBEDDINGS=1` (checked at start-up to come with `MENTORFY_EMBED_MODEL`).
+    pub embeddings: bool,
 }
 
 /// Alert thresholds and the default Slack webhook (the dashboard's settings, when saved, win).
@@ -527,7 +545,25 @@ impl Config {
             analysis_debounce: parse_duration("SENSEI_ANALYSIS_DEBOUNCE", &get("SENSEI_ANALYSIS_DEBOUNCE"))?,
             idle_timeout: parse_duration("SENSEI_IDLE_TIMEOUT", &get("SENSEI_IDLE_TIMEOUT"))?,
             alerts: parse_alerts(&get, &opt, &addr.to_string())?,
+            patterns_every: match get("SENSEI_PATTERNS_EVERY").trim() {
+                "off" | "0" => None,
+                raw => Some(parse_duration("SENSEI_PATTERNS_EVERY", raw)?),
+            },
+            patterns_window: parse_duration("SENSEI_PATTERNS_WINDOW", &get("SENSEI_PATTERNS_WINDOW"))?,
+            embeddings: parse_bool("FEATURE_EMBEDDINGS", &get("FEATURE_EMBEDDINGS"))?,
         };
+        if sensei.patterns_every.is_some_and(|d| d < Duration::from_secs(60)) {
+            return Err(err("SENSEI_PATTERNS_EVERY", "must be at least 1m (or off)"));
+        }
+        if sensei.patterns_window < Duration::from_secs(3600) {
+            return Err(err("SENSEI_PATTERNS_WINDOW", "must be at least 1h"));
+        }
+        if sensei.embeddings && opt("MENTORFY_EMBED_MODEL").is_none() {
+            return Err(err(
+                "FEATURE_EMBEDDINGS",
+                "is 1 but MENTORFY_EMBED_MODEL is empty: set it to a model2vec folder (e.g. models/potion-base-8M)",
+            ));
+        }
         if sensei.analysis_debounce > Duration::from_secs(3600) {
             return Err(err("SENSEI_ANALYSIS_DEBOUNCE", "must be at most 1h"));
         }
@@ -1133,6 +1169,31 @@ mod tests {
         for (var, value) in cases {
             let e = Config::from_sources(None, env(&[(var, value)])).expect_err("refused");
             assert_eq!(e.var, *var, "{var}={value}: {e}");
+        }
+    }
+
+    #[test]
+    fn pattern_settings_default_weekly_and_embeddings_need_a_model() {
+        let c = Config::from_sources(None, env(&[])).unwrap();
+        assert_eq!(c.sensei.patterns_every, Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(c.sensei.patterns_window, Duration::from_secs(30 * 86_400));
+        assert!(!c.sensei.embeddings);
+        let c = Config::from_sources(None, env(&[("SENSEI_PATTERNS_EVERY", "off")])).unwrap();
+        assert_eq!(c.sensei.patterns_every, None);
+        let c = Config::from_sources(
+            None,
+            env(&[("FEATURE_EMBEDDINGS", "1"), ("MENTORFY_EMBED_MODEL", "models/potion-base-8M")]),
+        )
+        .unwrap();
+        assert!(c.sensei.embeddings);
+        for (vars, named) in [
+            (&[("FEATURE_EMBEDDINGS", "1")][..], "FEATURE_EMBEDDINGS"),
+            (&[("FEATURE_EMBEDDINGS", "sometimes")][..], "FEATURE_EMBEDDINGS"),
+            (&[("SENSEI_PATTERNS_EVERY", "10s")][..], "SENSEI_PATTERNS_EVERY"),
+            (&[("SENSEI_PATTERNS_WINDOW", "5m")][..], "SENSEI_PATTERNS_WINDOW"),
+        ] {
+            let e = Config::from_sources(None, env(vars)).expect_err("refused");
+            assert_eq!(e.var, named, "{e}");
         }
     }
 

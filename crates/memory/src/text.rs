@@ -183,6 +183,11 @@ impl Analyzer {
         Self { stemmer: Stemmer::create(Algorithm::English) }
     }
 
+    /// The English stem of one lower-cased word ("resetting" → "reset").
+    pub fn stem<'a>(&self, word: &'a str) -> std::borrow::Cow<'a, str> {
+        self.stemmer.stem(word)
+    }
+
     /// The index terms of `text`, in order, repeats kept (BM25 counts them).
     pub fn terms(&self, text: &str) -> Vec<String> {
         words(text)

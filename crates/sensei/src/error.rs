@@ -11,4 +11,7 @@ pub enum SenseiError {
     /// The database refused or was unreachable; nothing was stored (the transaction rolled back).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Anything else (a background task that died); a bug, not the caller's fault.
+    #[error("{0}")]
+    Other(String),
 }

@@ -11,6 +11,7 @@ mod error;
 pub mod ingest;
 pub mod jobs;
 pub mod otel;
+pub mod patterns;
 pub mod pipeline;
 mod service;
 pub mod webhook;

@@ -13,6 +13,7 @@ mod ingest;
 mod jobs;
 mod llm_calls;
 mod memories;
+mod patterns;
 mod sessions;
 
 pub use admin::*;
@@ -26,3 +27,6 @@ pub use ingest::{IngestWrite, IngestWriteOutcome, IngestedMessage};
 pub use jobs::*;
 pub use llm_calls::{LlmCallFilter, LlmCallRow};
 pub use memories::*;
+pub use patterns::{
+    ConversationEmbedding, PatternRunRow, PatternRunWrite, PatternSource, PatternWrite, UsagePatternRow,
+};

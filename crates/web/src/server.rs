@@ -88,7 +88,8 @@ pub async fn prepare(config: Arc<Config>) -> Result<AppState, StartupError> {
     let jobs = Jobs::new(store.clone());
     let sessions =
         Sessions::new(store.clone(), orgs.clone(), config.default_country_code.clone()).with_jobs(jobs.clone());
-    let memory = memory_service(&config, &store, &orgs)?;
+    let embedder = embedder(&config)?;
+    let memory = memory_service(&config, &store, &orgs, embedder.clone())?;
     let mut tools = ToolRegistry::builtin();
     for tool in memory.tools() {
         tools.register(tool);
@@ -127,9 +128,13 @@ pub async fn prepare(config: Arc<Config>) -> Result<AppState, StartupError> {
     let alerts = mentorfy_sensei::alerts::Alerts::new(store.clone(), config.sensei.alerts.clone())
         .map_err(|e| StartupError(format!("Sensei alerts: {e}")))?;
     mentorfy_sensei::alerts::register(&mut registry, &alerts);
-    mentorfy_sensei::jobs::register(&mut registry, &store, &pipeline, &alerts);
+    let patterns = mentorfy_sensei::patterns::Patterns::new(
+        store.clone(),
+        if config.sensei.embeddings { embedder.clone() } else { None },
+    );
+    mentorfy_sensei::jobs::register(&mut registry, &store, &pipeline, &alerts, &patterns);
     let mut recurring = mentorfy_mentor::jobs::recurring(&config);
-    recurring.extend(mentorfy_sensei::jobs::recurring());
+    recurring.extend(mentorfy_sensei::jobs::recurring(config.sensei.patterns_every, config.sensei.patterns_window));
     let jobs = JobsSetup { jobs, registry, recurring };
     let (rate, period) = config.sensei.ingest_rate;
     let ingest = IngestSetup {
@@ -151,10 +156,10 @@ const BUILTIN_KNOWLEDGE: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Memory: Supermemory when `SUPERMEMORY_API_KEY` is set, else the embedded engine on our database (with
-/// static embeddings when `MENTORFY_EMBED_MODEL` names a model); the knowledge pages, shipped and extra.
-fn memory_service(config: &Config, store: &Store, orgs: &OrgRegistry) -> Result<MemoryService, StartupError> {
-    let embedder = match &config.memory.embed_model {
+/// The static embedding model named by `MENTORFY_EMBED_MODEL`, loaded once and shared by the memory engine and
+/// (with `FEATURE_EMBEDDINGS=1`) Sensei's usage patterns.
+fn embedder(config: &Config) -> Result<Option<Arc<Embedder>>, StartupError> {
+    Ok(match &config.memory.embed_model {
         Some(path) => {
             let e = Embedder::load(path)
                 .map_err(|e| StartupError(format!("MENTORFY_EMBED_MODEL: cannot load {}: {e}", path.display())))?;
@@ -167,7 +172,17 @@ fn memory_service(config: &Config, store: &Store, orgs: &OrgRegistry) -> Result<
             );
             None
         }
-    };
+    })
+}
+
+/// Memory: Supermemory when `SUPERMEMORY_API_KEY` is set, else the embedded engine on our database (with
+/// static embeddings when `MENTORFY_EMBED_MODEL` names a model); the knowledge pages, shipped and extra.
+fn memory_service(
+    config: &Config,
+    store: &Store,
+    orgs: &OrgRegistry,
+    embedder: Option<Arc<Embedder>>,
+) -> Result<MemoryService, StartupError> {
     let backend: Arc<dyn MemoryStore> = match &config.memory.supermemory_api_key {
         Some(key) => {
             let settings = SupermemoryConfig::new(config.memory.supermemory_base_url.clone(), key.expose());

@@ -67,6 +67,7 @@ impl From<SenseiError> for AppError {
             SenseiError::Invalid(v) => AppError::new(StatusCode::BAD_REQUEST, "invalid_field", v.to_string())
                 .with_details(json!({"field": v.field, "reason": v.reason})),
             SenseiError::Store(s) => s.into(),
+            SenseiError::Other(detail) => AppError::internal(detail),
         }
     }
 }

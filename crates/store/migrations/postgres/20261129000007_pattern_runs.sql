@@ -1,0 +1,22 @@
+-- Usage-pattern runs (issue 6): one row per pattern analysis, so the dashboard can show the current patterns
+-- (the latest finished run), when they were computed, over which conversations, and how many stayed unclustered.
+-- usage_patterns.run_id points here (not a foreign key: that table predates this one).
+
+CREATE TABLE pattern_runs (
+    id              UUID PRIMARY KEY,
+    -- 'scheduled' (the weekly job) or 'manual' (`mentorfy patterns run`).
+    trigger         TEXT NOT NULL CHECK (trigger IN ('scheduled', 'manual')),
+    -- Conversations whose first message falls in [window_from, window_to).
+    window_from     TIMESTAMPTZ NOT NULL,
+    window_to       TIMESTAMPTZ NOT NULL CHECK (window_to >= window_from),
+    -- 'tfidf' or 'embedding:<model>'.
+    representation  TEXT NOT NULL CHECK (representation <> ''),
+    conversations   BIGINT NOT NULL CHECK (conversations >= 0),
+    clustered       BIGINT NOT NULL CHECK (clustered >= 0 AND clustered <= conversations),
+    patterns        BIGINT NOT NULL CHECK (patterns >= 0),
+    -- The parameters used (thresholds, sample size), for reproducing a run.
+    params          JSONB NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(params) = 'object'),
+    started_at      TIMESTAMPTZ NOT NULL,
+    finished_at     TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX idx_pattern_runs_finished ON pattern_runs (finished_at DESC);
