@@ -110,6 +110,17 @@ pub const VARS: &[VarSpec] = &[
         "1: embed each conversation's opening with the static model in MENTORFY_EMBED_MODEL and blend it into usage \
          patterns (cached in conversation_embeddings); 0: word statistics (TF-IDF) only.",
     ),
+    var(
+        "SENSEI_JUDGE_MODEL",
+        "",
+        "Optional LLM judge of final conversations, as `PROVIDER:MODEL` (e.g. `anthropic:claude-haiku-4-5`, \
+         `openai:gpt-4o-mini`); needs that provider's key. Verdicts land in `evaluations`, calls in `llm_calls`. Empty: off.",
+    ),
+    var(
+        "SENSEI_JUDGE_PROMPT_FILE",
+        "",
+        "A file with the judge's instructions (it must ask for JSON `{score 1-5, label, explanation}`); empty: built in.",
+    ),
     secret(
         "SLACK_WEBHOOK_URL",
         "Slack incoming webhook (https://hooks.slack.com/services/…) for Sensei alerts; the dashboard's setting wins.",
@@ -319,6 +330,18 @@ pub struct SenseiConfig {
     pub patterns_window: Duration,
     /// `FEATURE_EMBEDDINGS=1` (checked at start-up to come with `MENTORFY_EMBED_MODEL`).
     pub embeddings: bool,
+    /// The optional LLM judge.
+    pub judge: Option<JudgeConfig>,
+}
+
+/// `SENSEI_JUDGE_MODEL` and `SENSEI_JUDGE_PROMPT_FILE`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JudgeConfig {
+    /// `anthropic` or `openai`.
+    pub provider: String,
+    pub model: String,
+    /// The instructions, read at start-up; `None`: the built-in ones.
+    pub prompt: Option<String>,
 }
 
 /// Alert thresholds and the default Slack webhook (the dashboard's settings, when saved, win).
@@ -551,6 +574,7 @@ impl Config {
             },
             patterns_window: parse_duration("SENSEI_PATTERNS_WINDOW", &get("SENSEI_PATTERNS_WINDOW"))?,
             embeddings: parse_bool("FEATURE_EMBEDDINGS", &get("FEATURE_EMBEDDINGS"))?,
+            judge: parse_judge(&opt)?,
         };
         if sensei.patterns_every.is_some_and(|d| d < Duration::from_secs(60)) {
             return Err(err("SENSEI_PATTERNS_EVERY", "must be at least 1m (or off)"));
@@ -905,6 +929,33 @@ pub fn parse_duration(var: &str, raw: &str) -> Result<Duration, ConfigError> {
     }
 }
 
+fn parse_judge(opt: &dyn Fn(&str) -> Option<String>) -> Result<Option<JudgeConfig>, ConfigError> {
+    let Some(raw) = opt("SENSEI_JUDGE_MODEL") else {
+        if opt("SENSEI_JUDGE_PROMPT_FILE").is_some() {
+            return Err(err("SENSEI_JUDGE_PROMPT_FILE", "is set but SENSEI_JUDGE_MODEL is empty"));
+        }
+        return Ok(None);
+    };
+    let bad = || err("SENSEI_JUDGE_MODEL", format!("'{raw}' is not PROVIDER:MODEL with PROVIDER anthropic or openai"));
+    let (provider, model) = raw.split_once(':').ok_or_else(bad)?;
+    let (provider, model) = (provider.trim().to_ascii_lowercase(), model.trim().to_owned());
+    if !matches!(provider.as_str(), "anthropic" | "openai") || model.is_empty() {
+        return Err(bad());
+    }
+    let prompt = match opt("SENSEI_JUDGE_PROMPT_FILE") {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| err("SENSEI_JUDGE_PROMPT_FILE", format!("cannot read {path}: {e}")))?;
+            if text.trim().is_empty() {
+                return Err(err("SENSEI_JUDGE_PROMPT_FILE", format!("{path} is empty")));
+            }
+            Some(text)
+        }
+        None => None,
+    };
+    Ok(Some(JudgeConfig { provider, model, prompt }))
+}
+
 fn parse_bool(var: &str, raw: &str) -> Result<bool, ConfigError> {
     match raw.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
@@ -1186,7 +1237,15 @@ mod tests {
         )
         .unwrap();
         assert!(c.sensei.embeddings);
+        assert!(c.sensei.judge.is_none());
+        let c = Config::from_sources(None, env(&[("SENSEI_JUDGE_MODEL", "Anthropic:claude-haiku-4-5")])).unwrap();
+        let judge = c.sensei.judge.unwrap();
+        assert_eq!((judge.provider.as_str(), judge.model.as_str(), judge.prompt), ("anthropic", "claude-haiku-4-5", None));
         for (vars, named) in [
+            (&[("SENSEI_JUDGE_MODEL", "claude-haiku-4-5")][..], "SENSEI_JUDGE_MODEL"),
+            (&[("SENSEI_JUDGE_MODEL", "gemini:pro")][..], "SENSEI_JUDGE_MODEL"),
+            (&[("SENSEI_JUDGE_PROMPT_FILE", "judge.md")][..], "SENSEI_JUDGE_PROMPT_FILE"),
+            (&[("SENSEI_JUDGE_MODEL", "openai:gpt-4o-mini"), ("SENSEI_JUDGE_PROMPT_FILE", "/nonexistent/judge.md")][..], "SENSEI_JUDGE_PROMPT_FILE"),
             (&[("FEATURE_EMBEDDINGS", "1")][..], "FEATURE_EMBEDDINGS"),
             (&[("FEATURE_EMBEDDINGS", "sometimes")][..], "FEATURE_EMBEDDINGS"),
             (&[("SENSEI_PATTERNS_EVERY", "10s")][..], "SENSEI_PATTERNS_EVERY"),

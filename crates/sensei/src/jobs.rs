@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::alerts::Alerts;
 use crate::error::SenseiError;
+use crate::judge::{JUDGE_JOB_KIND, JUDGE_QUEUE, Judge};
 use crate::patterns::{EMBED_JOB_KIND, PATTERN_JOB_KIND, PATTERN_QUEUE, Patterns, RunOptions, Trigger};
 use crate::pipeline::Pipeline;
 use crate::service::ANALYSIS_JOB_KIND;
@@ -27,16 +28,28 @@ fn conversation_id(payload: &serde_json::Value) -> Result<Uuid, JobError> {
         .ok_or_else(|| JobError::permanent("payload has no conversation_id"))
 }
 
-fn store_error(e: SenseiError) -> JobError {
+fn job_error(e: SenseiError) -> JobError {
     match e {
         SenseiError::Invalid(e) => JobError::permanent(e.to_string()),
         e => JobError::retryable(e.to_string()),
     }
 }
 
+/// What Sensei's jobs run on.
+#[derive(Debug, Clone)]
+pub struct JobDeps {
+    pub store: Store,
+    pub pipeline: Pipeline,
+    pub alerts: Alerts,
+    pub patterns: Patterns,
+    /// The LLM judge, when `SENSEI_JUDGE_MODEL` is set.
+    pub judge: Option<Judge>,
+}
+
 /// Registers Sensei's job handlers.
-pub fn register(registry: &mut Registry, store: &Store, pipeline: &Pipeline, alerts: &Alerts, patterns: &Patterns) {
-    let (p, a, pat, st) = (pipeline.clone(), alerts.clone(), patterns.clone(), store.clone());
+pub fn register(registry: &mut Registry, deps: &JobDeps) {
+    let JobDeps { store, pipeline, alerts, patterns, judge } = deps;
+    let (p, a, pat, st, judging) = (pipeline.clone(), alerts.clone(), patterns.clone(), store.clone(), judge.is_some());
     registry.register_fn(ANALYSIS_JOB_KIND, move |ctx| {
         let (p, a, pat, st) = (p.clone(), a.clone(), pat.clone(), st.clone());
         async move {
@@ -46,6 +59,13 @@ pub fn register(registry: &mut Registry, store: &Store, pipeline: &Pipeline, ale
                     // Logged, not retried: a re-run would find no *new* failures and raise nothing.
                     if let Err(e) = a.on_processed(&processed).await {
                         tracing::warn!(error = %e, conversation_id = %id, "could not raise alerts");
+                    }
+                    if judging && processed.stored.became_final {
+                        let job = NewJob::new(JUDGE_QUEUE, JUDGE_JOB_KIND, serde_json::json!({"conversation_id": id}))
+                            .unique_key(format!("{JUDGE_JOB_KIND}:{id}"));
+                        if let Err(e) = st.enqueue(&job).await {
+                            tracing::warn!(error = %e, conversation_id = %id, "could not enqueue the judge job");
+                        }
                     }
                     if pat.embeddings_on() {
                         let job =
@@ -58,16 +78,25 @@ pub fn register(registry: &mut Registry, store: &Store, pipeline: &Pipeline, ale
                     Ok(())
                 }
                 Ok(None) => Ok(()),
-                Err(e) => Err(store_error(e)),
+                Err(e) => Err(job_error(e)),
             }
         }
     });
+    if let Some(judge) = judge.clone() {
+        registry.register_fn(JUDGE_JOB_KIND, move |ctx| {
+            let judge = judge.clone();
+            async move {
+                let id = conversation_id(&ctx.job.payload)?;
+                judge.judge(id).await.map(|_| ()).map_err(job_error)
+            }
+        });
+    }
     let pat = patterns.clone();
     registry.register_fn(EMBED_JOB_KIND, move |ctx| {
         let pat = pat.clone();
         async move {
             let id = conversation_id(&ctx.job.payload)?;
-            pat.embed_conversation(id).await.map(|_| ()).map_err(store_error)
+            pat.embed_conversation(id).await.map(|_| ()).map_err(job_error)
         }
     });
     let pat = patterns.clone();
@@ -78,7 +107,7 @@ pub fn register(registry: &mut Registry, store: &Store, pipeline: &Pipeline, ale
             if let Some(secs) = ctx.job.payload.get("window_secs").and_then(serde_json::Value::as_u64) {
                 options.window = Duration::from_secs(secs);
             }
-            let summary = pat.run(&options, &|_| {}).await.map_err(store_error)?;
+            let summary = pat.run(&options, &|_| {}).await.map_err(job_error)?;
             tracing::info!(
                 run_id = %summary.run_id,
                 conversations = summary.conversations,

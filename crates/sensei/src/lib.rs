@@ -10,6 +10,7 @@ pub mod eval;
 mod error;
 pub mod ingest;
 pub mod jobs;
+pub mod judge;
 pub mod otel;
 pub mod patterns;
 pub mod pipeline;

@@ -165,7 +165,8 @@ async fn the_analysis_job_fills_the_embedding_cache_when_embeddings_are_on(db: T
     .unwrap();
     let patterns = Patterns::new(store.clone(), Some(model()));
     let mut registry = Registry::new();
-    mentorfy_sensei::jobs::register(&mut registry, &store, &pipeline, &alerts, &patterns);
+    let deps = mentorfy_sensei::jobs::JobDeps { store: store.clone(), pipeline, alerts, patterns, judge: None };
+    mentorfy_sensei::jobs::register(&mut registry, &deps);
     let settings =
         WorkerSettings { concurrency: 2, poll_interval: Duration::from_millis(20), ..WorkerSettings::default() };
     let workers = Workers::start_with(jobs, registry, settings, Vec::new());

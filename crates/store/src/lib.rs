@@ -9,6 +9,7 @@ mod conversations;
 mod db;
 mod dialect;
 mod error;
+mod evaluations;
 mod ingest;
 mod jobs;
 mod llm_calls;
@@ -23,6 +24,7 @@ pub use conversations::{ConversationRow, InsertOutcome, MessageRow, NewConversat
 pub use db::{Store, StoreKind, create_scratch_schema, drop_scratch_schema};
 pub use dialect::now;
 pub use error::StoreError;
+pub use evaluations::{EvaluationRow, NewEvaluation};
 pub use ingest::{IngestWrite, IngestWriteOutcome, IngestedMessage};
 pub use jobs::*;
 pub use llm_calls::{LlmCallFilter, LlmCallRow};

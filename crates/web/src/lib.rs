@@ -7,6 +7,7 @@ pub mod admin_auth;
 pub mod api;
 pub mod error;
 pub mod extract;
+pub mod judge;
 pub mod rate_limit;
 pub mod routes;
 pub mod server;

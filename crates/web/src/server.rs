@@ -104,6 +104,7 @@ pub async fn prepare(config: Arc<Config>) -> Result<AppState, StartupError> {
         .map_err(|e| StartupError(format!("cannot build the LLM gateway: {e}")))?;
     let exporter = trace_exporter(&config)?;
     let tracer = Tracer::new(store.clone(), exporter, Arc::new(prices), config.trace_content);
+    let judge = judge(&config, &store, &gateway, &tracer)?;
     let chat = ChatService::new(
         store.clone(),
         orgs,
@@ -132,7 +133,8 @@ pub async fn prepare(config: Arc<Config>) -> Result<AppState, StartupError> {
         store.clone(),
         if config.sensei.embeddings { embedder.clone() } else { None },
     );
-    mentorfy_sensei::jobs::register(&mut registry, &store, &pipeline, &alerts, &patterns);
+    let sensei_deps = mentorfy_sensei::jobs::JobDeps { store: store.clone(), pipeline, alerts, patterns, judge };
+    mentorfy_sensei::jobs::register(&mut registry, &sensei_deps);
     let mut recurring = mentorfy_mentor::jobs::recurring(&config);
     recurring.extend(mentorfy_sensei::jobs::recurring(config.sensei.patterns_every, config.sensei.patterns_window));
     let jobs = JobsSetup { jobs, registry, recurring };
@@ -155,6 +157,34 @@ const BUILTIN_KNOWLEDGE: &[(&str, &str, &str)] = &[
         include_str!("../../../knowledge/rafael-tatts/growing-your-business.md"),
     ),
 ];
+
+/// The LLM judge of `SENSEI_JUDGE_MODEL`, traced through the gateway; its provider must be configured.
+fn judge(
+    config: &Config,
+    store: &Store,
+    gateway: &Gateway,
+    tracer: &Tracer,
+) -> Result<Option<mentorfy_sensei::judge::Judge>, StartupError> {
+    let Some(settings) = &config.sensei.judge else { return Ok(None) };
+    let provider = match settings.provider.as_str() {
+        "anthropic" => mentorfy_llm::ProviderKind::Anthropic,
+        _ => mentorfy_llm::ProviderKind::OpenAi,
+    };
+    if gateway.provider(provider).is_none() {
+        let key = if provider == mentorfy_llm::ProviderKind::Anthropic { "ANTHROPIC_API_KEY" } else { "OPENAI_API_KEY" };
+        return Err(StartupError(format!(
+            "SENSEI_JUDGE_MODEL uses {provider}, which is not configured: set {key} (or clear SENSEI_JUDGE_MODEL)"
+        )));
+    }
+    tracing::info!(provider = %provider, model = %settings.model, "Sensei LLM judge on: final conversations are evaluated");
+    let model = crate::judge::TracedJudge {
+        gateway: gateway.clone(),
+        tracer: tracer.clone(),
+        provider,
+        model: settings.model.clone(),
+    };
+    Ok(Some(mentorfy_sensei::judge::Judge::new(store.clone(), Arc::new(model), settings.prompt.clone())))
+}
 
 /// The static embedding model named by `MENTORFY_EMBED_MODEL`, loaded once and shared by the memory engine and
 /// (with `FEATURE_EMBEDDINGS=1`) Sensei's usage patterns.

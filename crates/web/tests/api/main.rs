@@ -6,6 +6,7 @@ mod analysis;
 mod chat;
 mod errors;
 mod ingest;
+mod judge;
 mod memory;
 mod platform;
 mod returning;
