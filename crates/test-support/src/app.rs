@@ -62,6 +62,14 @@ impl TestApp {
         self.state.admin().api_keys.create("test", environment, None).await.expect("create API key").key
     }
 
+    /// Creates a local admin account (its password hash is a placeholder: it cannot log in) and returns an admin
+    /// token for it, as `POST /api/v1/auth/login` would issue.
+    pub async fn admin_token(&self) -> String {
+        let email = format!("admin-{}@example.com", uuid::Uuid::now_v7().simple());
+        let admin = self.store.create_admin(&email, "$argon2id$v=19$m=19456,t=2,p=1$placeholder$placeholder").await.expect("admin");
+        self.state.admin().verifier.issue_local(admin.id, &admin.email).expect("token").token
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

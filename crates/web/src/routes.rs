@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 
 use axum::extract::DefaultBodyLimit;
 
-use crate::api::{admin, chat, health, ingest, memories, sessions};
+use crate::api::{admin, chat, conversations, health, ingest, memories, sessions};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -24,6 +24,7 @@ use crate::state::AppState;
         (name = "sessions", description = "Mentor's anonymous sessions"),
         (name = "chat", description = "Agents: streamed chat in the AI SDK UI message stream format, and generations"),
         (name = "ingest", description = "Sensei ingestion with a project API key (Bearer sk_sensei_… or x-api-key): the track API, SDK batches and OTLP traces; rate limited per key"),
+        (name = "conversations", description = "Sensei's read API for admins: conversations with filters and cursor pagination, their messages, health and failures, and failure triage"),
         (name = "admin", description = "Admin sign-in and project API keys (Bearer: a local admin token or a Supabase access token)"),
         (name = "health", description = "Probes for load balancers and orchestrators"),
     )
@@ -86,6 +87,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::login))
         .routes(routes!(admin::create_api_key, admin::list_api_keys))
         .routes(routes!(admin::revoke_api_key))
+        .routes(routes!(conversations::list_conversations))
+        .routes(routes!(conversations::list_conversation_messages))
+        .routes(routes!(conversations::get_conversation_health))
+        .routes(routes!(conversations::list_conversation_failures))
+        .routes(routes!(conversations::patch_failure))
         // Ingestion reads its bodies with its own limits (LimitedBody), so axum's default one is lifted there.
         .routes({
             let (schemas, paths, method) = routes!(ingest::track);

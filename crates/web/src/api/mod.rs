@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod chat;
+pub mod conversations;
 pub mod health;
 pub mod ingest;
 pub mod memories;

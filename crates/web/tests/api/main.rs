@@ -4,6 +4,7 @@
 mod admin;
 mod analysis;
 mod chat;
+mod conversations;
 mod errors;
 mod ingest;
 mod judge;
