@@ -230,6 +230,19 @@ impl Alerts {
         })
     }
 
+    /// The webhook alerts go to, masked (`https://hooks.slack.com/services/T…/B…/****`), and whether it comes from
+    /// the dashboard's settings (`true`) or `SLACK_WEBHOOK_URL`. For the settings API: never the URL itself.
+    pub async fn webhook_in_force(&self) -> Result<Option<(String, bool)>, AlertError> {
+        let stored = self.store().alert_settings().await?.slack_webhook_url;
+        let from_settings = stored.is_some();
+        Ok(self.webhook().await?.map(|u| (u.redacted(), from_settings)))
+    }
+
+    /// Checks a webhook URL under this service's policy (the settings API refuses to store one that fails).
+    pub fn validate_webhook(&self, raw: &str) -> Result<WebhookUrl, WebhookError> {
+        validate_with_policy(raw, self.inner.policy)
+    }
+
     /// The webhook in force: the dashboard's, else `SLACK_WEBHOOK_URL`. `Err` when the one in force is invalid.
     async fn webhook(&self) -> Result<Option<WebhookUrl>, AlertError> {
         let settings = self.store().alert_settings().await?;

@@ -36,7 +36,7 @@ use crate::error::AppError;
 use crate::extract::BODY_LIMIT;
 use crate::routes;
 use crate::rate_limit::Gcra;
-use crate::state::{AppState, AuthSetup, IngestSetup, JobsSetup, MentorSetup};
+use crate::state::{AppState, AuthSetup, JobsSetup, MentorSetup, SenseiSetup};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -133,18 +133,20 @@ pub async fn prepare(config: Arc<Config>) -> Result<AppState, StartupError> {
         store.clone(),
         if config.sensei.embeddings { embedder.clone() } else { None },
     );
-    let sensei_deps = mentorfy_sensei::jobs::JobDeps { store: store.clone(), pipeline, alerts, patterns, judge };
+    let sensei_deps =
+        mentorfy_sensei::jobs::JobDeps { store: store.clone(), pipeline, alerts: alerts.clone(), patterns, judge };
     mentorfy_sensei::jobs::register(&mut registry, &sensei_deps);
     let mut recurring = mentorfy_mentor::jobs::recurring(&config);
     recurring.extend(mentorfy_sensei::jobs::recurring(config.sensei.patterns_every, config.sensei.patterns_window));
     let jobs = JobsSetup { jobs, registry, recurring };
     let (rate, period) = config.sensei.ingest_rate;
-    let ingest = IngestSetup {
+    let sensei = SenseiSetup {
         ingestor: Ingestor::new(store.clone(), config.sensei.analysis_debounce).with_jobs(jobs.jobs.clone()),
         limiter: Gcra::new("ingest", rate, period, config.sensei.ingest_burst),
+        alerts,
     };
     let mentor = MentorSetup { sessions, chat, gateway };
-    Ok(AppState::new(config, store, mentor, AuthSetup { clerk, admin }, jobs, ingest))
+    Ok(AppState::new(config, store, mentor, AuthSetup { clerk, admin }, jobs, sensei))
 }
 
 /// Knowledge pages shipped in the binary: `knowledge/<org>/<file>.md` at the repository root.

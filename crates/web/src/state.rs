@@ -11,6 +11,7 @@ use mentorfy_store::Store;
 use serde_json::json;
 
 use mentorfy_sensei::Ingestor;
+use mentorfy_sensei::alerts::Alerts;
 use uuid::Uuid;
 
 use crate::admin_auth::AdminServices;
@@ -35,6 +36,7 @@ struct Inner {
     recurring: Vec<Recurring>,
     ingestor: Ingestor,
     ingest_limiter: Gcra<Uuid>,
+    alerts: Alerts,
 }
 
 /// The verifiers of incoming credentials.
@@ -52,10 +54,12 @@ pub struct MentorSetup {
     pub gateway: Gateway,
 }
 
-/// Sensei ingestion: the service that stores conversations, and the per-key rate limiter.
-pub struct IngestSetup {
+/// Sensei: the service that stores conversations, the per-key ingestion rate limiter, and alerts (for the
+/// settings API's test alert).
+pub struct SenseiSetup {
     pub ingestor: Ingestor,
     pub limiter: Gcra<Uuid>,
+    pub alerts: Alerts,
 }
 
 /// The job queue as the app sees it: where to enqueue, what the workers run, and the periodic jobs.
@@ -73,11 +77,11 @@ impl AppState {
         mentor: MentorSetup,
         auth: AuthSetup,
         jobs: JobsSetup,
-        ingest: IngestSetup,
+        sensei: SenseiSetup,
     ) -> Self {
         let MentorSetup { sessions, chat, gateway } = mentor;
         let JobsSetup { jobs, registry: job_registry, recurring } = jobs;
-        let IngestSetup { ingestor, limiter: ingest_limiter } = ingest;
+        let SenseiSetup { ingestor, limiter: ingest_limiter, alerts } = sensei;
         let AuthSetup { clerk, admin } = auth;
         Self {
             inner: Arc::new(Inner {
@@ -93,6 +97,7 @@ impl AppState {
                 recurring,
                 ingestor,
                 ingest_limiter,
+                alerts,
             }),
         }
     }
@@ -100,6 +105,11 @@ impl AppState {
     /// Stores ingested conversations with their analysis jobs.
     pub fn ingestor(&self) -> &Ingestor {
         &self.inner.ingestor
+    }
+
+    /// Sensei alerts (thresholds in force, the test alert).
+    pub fn alerts(&self) -> &Alerts {
+        &self.inner.alerts
     }
 
     /// The per-API-key ingestion rate limiter.

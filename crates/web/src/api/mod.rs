@@ -8,3 +8,4 @@ pub mod health;
 pub mod ingest;
 pub mod memories;
 pub mod sessions;
+pub mod settings;

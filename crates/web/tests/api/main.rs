@@ -12,3 +12,4 @@ mod memory;
 mod platform;
 mod returning;
 mod sessions;
+mod settings;
