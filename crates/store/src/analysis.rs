@@ -2,6 +2,8 @@
 //! fingerprint so re-runs never duplicate and keep a status an admin set), and the conversation's health,
 //! failure count and final state.
 
+use std::collections::{HashMap, HashSet};
+
 use sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -113,10 +115,18 @@ pub struct AnalysisOutcome {
 }
 
 impl Store {
-    /// Stores an analysis in one transaction (see the module doc).
+    /// Stores an analysis in one transaction (see the module doc), set-based: a locking read of the
+    /// conversation and of its failures, then per [`crate::ingest::rows_per_statement`] rows one CASE update of
+    /// message sentiment, one delete of stale open failures (by id) and one multi-row failure upsert, and the
+    /// conversation update (its failure count known from the read and the upsert, not counted again).
+    ///
+    /// A failure is new when the upsert inserted it: its row comes back with the id generated here (an update
+    /// keeps the stored id). Failures of `w` sharing a fingerprint are one failure, written with the last one's
+    /// values (what consecutive upserts would leave), at the first one's place in `new_failures`.
     pub async fn save_analysis(&self, w: &AnalysisWrite) -> Result<AnalysisOutcome, StoreError> {
         let kind = self.kind();
         let t = now();
+        let per_statement = crate::ingest::rows_per_statement(kind);
         let mut tx = self.begin_for_update().await?;
         let current = Query::select()
             .columns([Conversations::HealthScore, Conversations::Status, Conversations::LastMessageAt])
@@ -131,7 +141,7 @@ impl Store {
         };
 
         // One statement per chunk of messages (a CASE on the id) rather than one per message.
-        for chunk in w.sentiments.chunks(crate::ingest::rows_per_statement(kind)) {
+        for chunk in w.sentiments.chunks(per_statement) {
             let mut case = sea_query::CaseStatement::new();
             for (message_id, score) in chunk {
                 case = case.case(Expr::col(Messages::Id).eq(*message_id), Expr::val(score.clamp(-1.0, 1.0)));
@@ -145,71 +155,48 @@ impl Store {
             tx.execute(&update).await?;
         }
 
+        // The conversation's failures, locked (PostgreSQL; SQLite's BEGIN IMMEDIATE already excludes writers) so an
+        // admin's status change cannot slip between this read and the delete. Stale ones are deleted by id: a
+        // `status = 'open'` term would make SQLite scan every open failure through the status index.
+        let failures = distinct_fingerprints(&w.failures);
+        let found: HashSet<&str> = failures.iter().map(|f| f.fingerprint.as_str()).collect();
         let existing = Query::select()
-            .column(Failures::Fingerprint)
+            .columns([Failures::Id, Failures::Fingerprint, Failures::Status])
             .from(Failures::Table)
             .and_where(Expr::col(Failures::ConversationId).eq(w.conversation_id))
+            .lock(sea_query::LockType::Update)
             .to_owned();
-        let existing: std::collections::HashSet<String> =
-            tx.fetch_all::<(String,)>(&existing).await?.into_iter().map(|(f,)| f).collect();
-        let fingerprints: Vec<&str> = w.failures.iter().map(|f| f.fingerprint.as_str()).collect();
-        let mut stale = Query::delete()
-            .from_table(Failures::Table)
-            .and_where(Expr::col(Failures::ConversationId).eq(w.conversation_id))
-            .and_where(Expr::col(Failures::Status).eq("open"))
-            .to_owned();
-        if !fingerprints.is_empty() {
-            stale.and_where(Expr::col(Failures::Fingerprint).is_not_in(fingerprints.iter().copied()));
-        }
-        tx.execute(&stale).await?;
-
-        let mut new_failures = Vec::new();
-        let excluded = |c: Failures| Expr::col((Alias::new("excluded"), c));
-        for f in &w.failures {
-            let upsert = Query::insert()
-                .into_table(Failures::Table)
-                .columns(FAILURE_COLUMNS)
-                .values([
-                    Expr::val(Uuid::now_v7()),
-                    Expr::val(w.conversation_id),
-                    Expr::val(f.message_id),
-                    Expr::val(f.kind.as_str()),
-                    Expr::val(f.severity.as_str()),
-                    Expr::val(f.evidence.as_str()),
-                    Expr::val(f.detector.as_str()),
-                    Expr::val(f.detector_version),
-                    Expr::val(f.fingerprint.as_str()),
-                    Expr::val("open"),
-                    Expr::val(f.details.clone()),
-                    ts(kind, t),
-                    ts(kind, t),
-                ])
-                .map_err(|e| StoreError::Other(e.to_string()))?
-                .on_conflict(
-                    OnConflict::columns([Failures::ConversationId, Failures::Fingerprint])
-                        .value(Failures::MessageId, excluded(Failures::MessageId))
-                        .value(Failures::Type, excluded(Failures::Type))
-                        .value(Failures::Severity, excluded(Failures::Severity))
-                        .value(Failures::Evidence, excluded(Failures::Evidence))
-                        .value(Failures::DetectorVersion, excluded(Failures::DetectorVersion))
-                        .value(Failures::Details, excluded(Failures::Details))
-                        .value(Failures::UpdatedAt, excluded(Failures::UpdatedAt))
-                        .to_owned(),
-                )
-                .returning(Query::returning().columns(FAILURE_COLUMNS))
-                .to_owned();
-            let row = tx.fetch_optional::<FailureRow>(&upsert).await?;
-            if let Some(row) = row.filter(|r| !existing.contains(&r.fingerprint)) {
-                new_failures.push(row);
+        let (mut stale, mut kept) = (Vec::new(), 0usize);
+        for (id, fingerprint, status) in tx.fetch_all::<(Uuid, String, String)>(&existing).await? {
+            if found.contains(fingerprint.as_str()) {
+                continue;
+            }
+            if status == "open" {
+                stale.push(id);
+            } else {
+                kept += 1;
             }
         }
+        for chunk in stale.chunks(per_statement) {
+            let delete = Query::delete()
+                .from_table(Failures::Table)
+                .and_where(Expr::col(Failures::Id).is_in(chunk.iter().copied()))
+                .to_owned();
+            tx.execute(&delete).await?;
+        }
 
-        let count = Query::select()
-            .expr(Expr::col(Failures::Id).count())
-            .from(Failures::Table)
-            .and_where(Expr::col(Failures::ConversationId).eq(w.conversation_id))
-            .to_owned();
-        let (failure_count,) = tx.fetch_optional::<(i64,)>(&count).await?.unwrap_or((0,));
+        let mut new_failures = Vec::new();
+        for chunk in failures.chunks(per_statement) {
+            let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
+            let upsert = failure_upsert(kind, t, w.conversation_id, &ids, chunk)?;
+            // RETURNING gives no order: the new rows are put back in the order of the write.
+            let mut inserted: HashMap<Uuid, FailureRow> =
+                tx.fetch_all::<FailureRow>(&upsert).await?.into_iter().map(|r| (r.id, r)).collect();
+            new_failures.extend(ids.iter().filter_map(|id| inserted.remove(id)));
+        }
+
+        // Every fingerprint found is stored now, besides the admin-set failures kept above.
+        let failure_count = i64::try_from(failures.len() + kept).unwrap_or(i64::MAX);
         // Final only if nothing arrived since the transcript was read.
         let becomes_final = w.is_final && last_message_at == w.seen_last_message_at;
         let mut update = Query::update()
@@ -254,5 +241,173 @@ impl Store {
             .and_where(Expr::col(Failures::Id).eq(id))
             .to_owned();
         Ok(self.execute(&stmt).await? > 0)
+    }
+}
+
+/// One failure per fingerprint: the last one's values at the first one's place.
+fn distinct_fingerprints(failures: &[FailureWrite]) -> Vec<&FailureWrite> {
+    let mut at: HashMap<&str, usize> = HashMap::with_capacity(failures.len());
+    let mut out: Vec<&FailureWrite> = Vec::with_capacity(failures.len());
+    for f in failures {
+        match at.get(f.fingerprint.as_str()) {
+            Some(&i) => out[i] = f,
+            None => {
+                at.insert(f.fingerprint.as_str(), out.len());
+                out.push(f);
+            }
+        }
+    }
+    out
+}
+
+/// One multi-row upsert of failures (distinct fingerprints) by (conversation, fingerprint), returning every row
+/// it wrote. A conflict updates what the detector says and keeps the id, status and creation time.
+fn failure_upsert(
+    kind: crate::StoreKind,
+    t: OffsetDateTime,
+    conversation_id: Uuid,
+    ids: &[Uuid],
+    failures: &[&FailureWrite],
+) -> Result<sea_query::InsertStatement, StoreError> {
+    let excluded = |c: Failures| Expr::col((Alias::new("excluded"), c));
+    let mut upsert = Query::insert();
+    upsert.into_table(Failures::Table).columns(FAILURE_COLUMNS);
+    for (id, f) in ids.iter().zip(failures) {
+        upsert
+            .values([
+                Expr::val(*id),
+                Expr::val(conversation_id),
+                Expr::val(f.message_id),
+                Expr::val(f.kind.as_str()),
+                Expr::val(f.severity.as_str()),
+                Expr::val(f.evidence.as_str()),
+                Expr::val(f.detector.as_str()),
+                Expr::val(f.detector_version),
+                Expr::val(f.fingerprint.as_str()),
+                Expr::val("open"),
+                Expr::val(f.details.clone()),
+                ts(kind, t),
+                ts(kind, t),
+            ])
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+    }
+    upsert
+        .on_conflict(
+            OnConflict::columns([Failures::ConversationId, Failures::Fingerprint])
+                .value(Failures::MessageId, excluded(Failures::MessageId))
+                .value(Failures::Type, excluded(Failures::Type))
+                .value(Failures::Severity, excluded(Failures::Severity))
+                .value(Failures::Evidence, excluded(Failures::Evidence))
+                .value(Failures::DetectorVersion, excluded(Failures::DetectorVersion))
+                .value(Failures::Details, excluded(Failures::Details))
+                .value(Failures::UpdatedAt, excluded(Failures::UpdatedAt))
+                .to_owned(),
+        )
+        .returning(Query::returning().columns(FAILURE_COLUMNS));
+    Ok(upsert)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use mentorfy_test_support::{TestDb, both_backends};
+    use serde_json::json;
+
+    use super::*;
+    use crate::conversations::NewConversation;
+
+    both_backends!(failures_beyond_one_statement_are_upserted_by_fingerprint_and_keep_admin_status);
+
+    fn failure(n: usize, evidence: &str) -> FailureWrite {
+        FailureWrite {
+            message_id: None,
+            kind: "user_frustration".into(),
+            severity: "medium".into(),
+            evidence: evidence.into(),
+            detector: "test".into(),
+            detector_version: 1,
+            fingerprint: format!("test:user_frustration:{n}"),
+            details: json!({"n": n}),
+        }
+    }
+
+    fn write(conversation_id: Uuid, seen: OffsetDateTime, failures: Vec<FailureWrite>) -> AnalysisWrite {
+        AnalysisWrite {
+            conversation_id,
+            seen_last_message_at: seen,
+            sentiments: Vec::new(),
+            failures,
+            health_score: 50.0,
+            health_breakdown: json!({}),
+            avg_sentiment: None,
+            is_final: false,
+        }
+    }
+
+    /// More failures than one multi-row statement holds on either backend (200 on SQLite, 50 on PostgreSQL).
+    async fn failures_beyond_one_statement_are_upserted_by_fingerprint_and_keep_admin_status(db: TestDb) {
+        let store = Store::connect(&db.url, 4).await.unwrap();
+        store.migrate().await.unwrap();
+        let conv = store
+            .upsert_conversation(NewConversation {
+                source: "api",
+                environment: "test",
+                external_id: "many-failures",
+                org_id: None,
+                agent_id: None,
+                user_id: None,
+                metadata: json!({}),
+            })
+            .await
+            .unwrap();
+        let n = 2 * crate::ingest::rows_per_statement(crate::StoreKind::Sqlite) + 7;
+        let first: Vec<FailureWrite> = (0..n).map(|i| failure(i, "first")).collect();
+        let out = store.save_analysis(&write(conv.id, conv.last_message_at, first.clone())).await.unwrap();
+        assert!(out.found && !out.became_final && out.previous_health.is_none());
+        let fingerprints = |rows: &[FailureRow]| rows.iter().map(|r| r.fingerprint.clone()).collect::<Vec<_>>();
+        assert_eq!(fingerprints(&out.new_failures), first.iter().map(|f| f.fingerprint.clone()).collect::<Vec<_>>());
+        let stored = store.list_failures(conv.id).await.unwrap();
+        assert_eq!(stored.len(), n);
+        let row = store.get_conversation(conv.id).await.unwrap().unwrap();
+        assert_eq!(row.failure_count, n as i64);
+
+        // An admin acknowledges two; the next run finds failures 0..100 again (new evidence, one duplicated
+        // fingerprint) and two new ones: stale open ones go, the acknowledged ones stay with their status.
+        assert!(store.set_failure_status(stored[3].id, "ack").await.unwrap());
+        assert!(store.set_failure_status(stored[n - 1].id, "resolved").await.unwrap());
+        let mut second: Vec<FailureWrite> = (0..100).map(|i| failure(i, "second")).collect();
+        second.push(failure(5, "second, again"));
+        second.extend([failure(n + 1, "new"), failure(n, "new")]);
+        let out = store.save_analysis(&write(conv.id, conv.last_message_at, second.clone())).await.unwrap();
+        assert_eq!(out.previous_health, Some(50.0));
+        assert_eq!(
+            fingerprints(&out.new_failures),
+            vec![format!("test:user_frustration:{}", n + 1), format!("test:user_frustration:{n}")]
+        );
+        let after = store.list_failures(conv.id).await.unwrap();
+        assert_eq!(after.len(), 100 + 2 + 1, "0..100, the two new ones, and the resolved one");
+        let by_fp = |fp: &str| after.iter().find(|r| r.fingerprint == fp).unwrap();
+        assert_eq!(by_fp("test:user_frustration:3").status, "ack");
+        assert_eq!(by_fp("test:user_frustration:3").id, stored[3].id, "updated in place");
+        assert_eq!(by_fp("test:user_frustration:3").evidence, "second");
+        assert_eq!(by_fp("test:user_frustration:5").evidence, "second, again", "the last write of a fingerprint wins");
+        assert_eq!(by_fp(&stored[n - 1].fingerprint).status, "resolved");
+        let row = store.get_conversation(conv.id).await.unwrap().unwrap();
+        assert_eq!(row.failure_count, after.len() as i64);
+
+        // The same run again changes nothing and reports nothing new.
+        let out = store.save_analysis(&write(conv.id, conv.last_message_at, second)).await.unwrap();
+        assert!(out.new_failures.is_empty());
+        let again = store.list_failures(conv.id).await.unwrap();
+        assert_eq!(again.iter().map(|r| r.id).collect::<Vec<_>>(), after.iter().map(|r| r.id).collect::<Vec<_>>());
+
+        // No failures at all: every open one goes, the admin-set ones stay and are counted.
+        let out = store.save_analysis(&write(conv.id, conv.last_message_at, Vec::new())).await.unwrap();
+        assert!(out.new_failures.is_empty());
+        let left = store.list_failures(conv.id).await.unwrap();
+        assert_eq!(left.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(), vec!["ack", "resolved"]);
+        assert_eq!(store.get_conversation(conv.id).await.unwrap().unwrap().failure_count, 2);
+        store.close().await;
     }
 }

@@ -8,11 +8,12 @@
 //! dissatisfaction). It reuses the findings and adds weaker cues that are too imprecise to report as failures.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 use std::sync::LazyLock;
 
 use serde_json::{Map, Value};
 
-use super::{Finding, Severity, Transcript, Turn};
+use super::{Finding, Prepared, Severity, Transcript, Turn};
 use crate::ingest::Role;
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -98,12 +99,39 @@ fn normalise(w: String) -> String {
     m.to_string()
 }
 
+/// FNV-1a, for the word and phrase tables: they are probed once per token and list, and SipHash (the default) was
+/// among the top entries of the analysis profile. The tables are only probed, never iterated, so the hasher
+/// changes no result.
+#[derive(Clone, Copy)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+type FastSet<K> = HashSet<K, BuildHasherDefault<Fnv>>;
+
 /// A phrase list, pre-tokenised once and indexed by first word.
-struct Phrases(HashMap<String, Vec<Vec<String>>>);
+struct Phrases(FastMap<String, Vec<Vec<String>>>);
 
 impl Phrases {
     fn new(list: &[&str]) -> Self {
-        let mut m: HashMap<String, Vec<Vec<String>>> = HashMap::new();
+        let mut m: FastMap<String, Vec<Vec<String>>> = FastMap::default();
         for p in list.iter().map(|p| tokens(p)) {
             if let Some(first) = p.first() {
                 m.entry(first.clone()).or_default().push(p);
@@ -136,7 +164,7 @@ impl Phrases {
     }
 }
 
-fn word_set(words: &[&'static str]) -> HashSet<&'static str> {
+fn word_set(words: &[&'static str]) -> FastSet<&'static str> {
     words.iter().copied().collect()
 }
 
@@ -335,7 +363,7 @@ static CONFUSION: LazyLock<Phrases> = LazyLock::new(|| {
 });
 
 /// Turns that are only an interjection of confusion: "what?", "huh", "uh ?".
-static CONFUSED_ALONE: LazyLock<HashSet<&'static str>> =
+static CONFUSED_ALONE: LazyLock<FastSet<&'static str>> =
     LazyLock::new(|| word_set(&["what", "huh", "uh", "eh", "hm", "hmm", "pardon", "sorry", "wut", "um"]));
 
 static FRUSTRATION: LazyLock<Phrases> = LazyLock::new(|| {
@@ -624,10 +652,10 @@ static HANDOFF: LazyLock<Phrases> = LazyLock::new(|| {
     ])
 });
 
-static ESC_VERB: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+static ESC_VERB: LazyLock<FastSet<&'static str>> = LazyLock::new(|| {
     word_set(&["talk", "speak", "chat", "connect", "transfer", "escalate", "get", "want", "need", "put", "reach"])
 });
-static ESC_TARGET: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+static ESC_TARGET: LazyLock<FastSet<&'static str>> = LazyLock::new(|| {
     word_set(&[
         "human",
         "humans",
@@ -644,7 +672,7 @@ static ESC_TARGET: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
         "service",
     ])
 });
-static ESC_FILLER: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+static ESC_FILLER: LazyLock<FastSet<&'static str>> = LazyLock::new(|| {
     word_set(&[
         "to", "with", "me", "a", "an", "the", "real", "live", "actual", "human", "your", "some", "through", "over",
         "customer", "support", "service", "of",
@@ -665,14 +693,14 @@ static ESC_PHRASE: LazyLock<Phrases> = LazyLock::new(|| {
     ])
 });
 
-static QUESTION_START: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+static QUESTION_START: LazyLock<FastSet<&'static str>> = LazyLock::new(|| {
     word_set(&[
         "what", "when", "where", "which", "who", "whom", "whose", "why", "how", "is", "are", "can", "could", "would",
         "will", "do", "does", "did", "should", "may", "have", "has",
     ])
 });
 
-static STOP: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+static STOP: LazyLock<FastSet<&'static str>> = LazyLock::new(|| {
     word_set(&[
         "i", "me", "my", "you", "your", "a", "an", "the", "is", "are", "was", "were", "be", "to", "of", "and", "or",
         "in", "on", "at", "for", "it", "this", "that", "do", "does", "did", "have", "has", "what", "how", "can",
@@ -1051,11 +1079,12 @@ fn latency(turn: &Turn) -> Option<i64> {
 
 /// Every failure in the transcript.
 pub fn detect(t: &Transcript, sentiment: &[f64]) -> Vec<Finding> {
-    let tx = turn_texts(t);
-    detect_with(t, sentiment, &tx)
+    detect_with(&Prepared::with_sentiment(t, sentiment.to_vec()))
 }
 
-pub(crate) fn detect_with(t: &Transcript, sentiment: &[f64], tx: &[TurnText]) -> Vec<Finding> {
+/// [`detect`] over a prepared transcript.
+pub(crate) fn detect_with(p: &Prepared<'_>) -> Vec<Finding> {
+    let (t, sentiment, tx) = (p.transcript, &p.sentiment[..], &p.text[..]);
     let mut out = Vec::new();
     let n = t.turns.len();
     // Agent turns that failed, for abandonment.
@@ -1242,7 +1271,7 @@ fn agent_failure_cue(x: &TurnText) -> f64 {
 }
 
 /// Capitalised words after a lower-case word or comma ("… told Lorri …") whose lower-case form has not been seen.
-fn new_names(s: &str, seen: &HashSet<&str>) -> usize {
+fn new_names(s: &str, seen: &FastSet<&str>) -> usize {
     let mut n = 0;
     let mut prev_lower = false;
     for w in s.split_whitespace() {
@@ -1264,11 +1293,12 @@ fn new_names(s: &str, seen: &HashSet<&str>) -> usize {
 
 /// Per-turn failure risk, 0..1.
 pub fn turn_risk(t: &Transcript, sentiment: &[f64], findings: &[Finding]) -> Vec<f64> {
-    let tx = turn_texts(t);
-    turn_risk_with(t, sentiment, findings, &tx)
+    turn_risk_with(&Prepared::with_sentiment(t, sentiment.to_vec()), findings)
 }
 
-pub(crate) fn turn_risk_with(t: &Transcript, sentiment: &[f64], findings: &[Finding], tx: &[TurnText]) -> Vec<f64> {
+/// [`turn_risk`] over a prepared transcript.
+pub(crate) fn turn_risk_with(p: &Prepared<'_>, findings: &[Finding]) -> Vec<f64> {
+    let (t, sentiment, tx) = (p.transcript, &p.sentiment[..], &p.text[..]);
     let n = t.turns.len();
     let mut base = vec![0.0f64; n];
     for f in findings {
@@ -1283,7 +1313,7 @@ pub(crate) fn turn_risk_with(t: &Transcript, sentiment: &[f64], findings: &[Find
     }
 
     // Agent turns: own findings, weak failure cues, novelty (non-sequitur), and the user's reaction next turn.
-    let mut seen: HashSet<&str> = HashSet::new();
+    let mut seen: FastSet<&str> = FastSet::default();
     let mut agent_own = vec![0.0f64; n];
     for i in 0..n {
         let turn = &t.turns[i];

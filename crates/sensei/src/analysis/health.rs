@@ -17,8 +17,8 @@
 //! 1–2 turn conversation is judged on what little it has. The weights were set by judgement and then checked
 //! (coarsely, not fitted) against the USS satisfaction ratings with `examples/eval_health.rs`.
 
-use super::detect::{self, TurnText};
-use super::{Finding, Health, HealthComponent, Severity, Transcript};
+use super::detect;
+use super::{Finding, Health, HealthComponent, Prepared, Severity, Transcript};
 use crate::ingest::Role;
 
 const W_SENTIMENT: f64 = 0.25;
@@ -40,12 +40,14 @@ fn severity_weight(s: Severity) -> f64 {
 
 /// The conversation's health, 0..100, with its breakdown.
 pub fn score(t: &Transcript, sentiment: &[f64], findings: &[Finding]) -> Health {
-    let tx = detect::turn_texts(t);
-    let risk = detect::turn_risk_with(t, sentiment, findings, &tx);
-    score_with(t, sentiment, findings, &tx, &risk)
+    let p = Prepared::with_sentiment(t, sentiment.to_vec());
+    let risk = detect::turn_risk_with(&p, findings);
+    score_with(&p, findings, &risk)
 }
 
-fn score_with(t: &Transcript, sentiment: &[f64], findings: &[Finding], tx: &[TurnText], risk: &[f64]) -> Health {
+/// [`score`] over a prepared transcript and its turn risk ([`detect::turn_risk`]).
+pub(crate) fn score_with(p: &Prepared<'_>, findings: &[Finding], risk: &[f64]) -> Health {
+    let (t, sentiment, tx) = (p.transcript, &p.sentiment[..], &p.text[..]);
     let users: Vec<usize> = (0..t.turns.len()).filter(|&i| t.turns[i].role == Role::User).collect();
     let s = |i: usize| sentiment.get(i).copied().unwrap_or(0.0).clamp(-1.0, 1.0);
 

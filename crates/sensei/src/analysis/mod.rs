@@ -105,11 +105,35 @@ pub struct Analysis {
     pub turn_risk: Vec<f64>,
 }
 
-/// Runs sentiment, the detectors and the health score.
+/// A transcript with what the analysers read of each turn, computed once: its sentiment and its text features
+/// (tokens, content words, phrase hits). The detectors, the turn risk and the health score all read these
+/// rather than each scoring and tokenising every turn again.
+pub(crate) struct Prepared<'a> {
+    pub transcript: &'a Transcript,
+    /// Compound sentiment −1..1 per turn (a turn past the end counts as 0).
+    pub sentiment: Vec<f64>,
+    /// Text features per turn, same order.
+    pub text: Vec<detect::TurnText>,
+}
+
+impl<'a> Prepared<'a> {
+    /// Scores every turn's sentiment and computes its text features.
+    pub(crate) fn new(transcript: &'a Transcript) -> Self {
+        let sentiment = transcript.turns.iter().map(|turn| sentiment::compound(&turn.content)).collect();
+        Self::with_sentiment(transcript, sentiment)
+    }
+
+    /// With sentiment given by the caller (tests, the detectors' public entry points).
+    pub(crate) fn with_sentiment(transcript: &'a Transcript, sentiment: Vec<f64>) -> Self {
+        Prepared { transcript, sentiment, text: detect::turn_texts(transcript) }
+    }
+}
+
+/// Runs sentiment, the detectors and the health score, over features computed once per turn ([`Prepared`]).
 pub fn analyse(t: &Transcript) -> Analysis {
-    let sentiment: Vec<f64> = t.turns.iter().map(|turn| sentiment::compound(&turn.content)).collect();
-    let findings = detect::detect(t, &sentiment);
-    let turn_risk = detect::turn_risk(t, &sentiment, &findings);
-    let health = health::score(t, &sentiment, &findings);
-    Analysis { sentiment, findings, health, turn_risk }
+    let p = Prepared::new(t);
+    let findings = detect::detect_with(&p);
+    let turn_risk = detect::turn_risk_with(&p, &findings);
+    let health = health::score_with(&p, &findings, &turn_risk);
+    Analysis { sentiment: p.sentiment, findings, health, turn_risk }
 }
