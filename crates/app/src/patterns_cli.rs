@@ -99,7 +99,10 @@ async fn run(config: &Config, store: Store, args: RunArgs) -> anyhow::Result<()>
     };
     let summary = patterns.run(&options, &progress).await?;
     bar.finish_and_clear();
-    let rows = store.list_patterns(summary.run_id).await?;
+    let rows = match summary.run_id {
+        Some(id) => store.list_patterns(id).await?,
+        None => Vec::new(),
+    };
     let report = json!({
         "run_id": summary.run_id,
         "conversations": summary.conversations,

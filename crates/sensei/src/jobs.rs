@@ -109,7 +109,7 @@ pub fn register(registry: &mut Registry, deps: &JobDeps) {
             }
             let summary = pat.run(&options, &|_| {}).await.map_err(job_error)?;
             tracing::info!(
-                run_id = %summary.run_id,
+                run_id = ?summary.run_id,
                 conversations = summary.conversations,
                 patterns = summary.patterns.len(),
                 unclustered = summary.unclustered,

@@ -92,8 +92,11 @@ async fn load(store: &Store) -> Vec<Uuid> {
 
 async fn a_run_groups_ingested_conversations_and_reports_health_and_failure_rate(db: TestDb) {
     let store = db.store().await;
-    load(&store).await;
     let patterns = Patterns::new(store.clone(), None);
+    let nothing = patterns.run(&RunOptions::default(), &|_| {}).await.unwrap();
+    assert_eq!((nothing.run_id, nothing.conversations), (None, 0));
+    assert!(store.latest_pattern_run().await.unwrap().is_none(), "an empty run is not stored");
+    load(&store).await;
     let summary = patterns.run(&RunOptions::default(), &|_| {}).await.unwrap();
     assert_eq!(summary.conversations, 18);
     assert_eq!(summary.representation, "tfidf");
@@ -108,7 +111,7 @@ async fn a_run_groups_ingested_conversations_and_reports_health_and_failure_rate
     assert!(b < p, "failing conversations lower the billing pattern's health: {b} vs {p}");
 
     let run = store.latest_pattern_run().await.unwrap().unwrap();
-    assert_eq!(run.id, summary.run_id);
+    assert_eq!(Some(run.id), summary.run_id);
     assert_eq!((run.conversations, run.clustered, run.patterns), (18, 16, 2));
     assert_eq!(run.trigger, "manual");
     let rows = store.list_patterns(run.id).await.unwrap();

@@ -49,6 +49,29 @@ pub fn begin_for_update(kind: StoreKind) -> &'static str {
     }
 }
 
+/// The width of a time bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    Hour,
+    Day,
+}
+
+/// A timestamp truncated to its UTC hour or day, as text both backends produce alike: `2026-11-29T14` for an hour,
+/// `2026-11-29` for a day. SQLite: a prefix of the stored RFC 3339 text. PostgreSQL: `to_char` in UTC.
+pub fn time_bucket(kind: StoreKind, bucket: Bucket, t: Expr) -> Expr {
+    match kind {
+        StoreKind::Sqlite => {
+            let len = if bucket == Bucket::Hour { 13 } else { 10 };
+            sea_query::Func::cust("substr").arg(t).arg(1).arg(len).into()
+        }
+        StoreKind::Postgres => {
+            let format = if bucket == Bucket::Hour { "YYYY-MM-DD\"T\"HH24" } else { "YYYY-MM-DD" };
+            let utc = t.binary(sea_query::BinOper::Custom("AT TIME ZONE"), Expr::val("UTC"));
+            sea_query::Func::cust("to_char").arg(utc).arg(format).into()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 mod admin;
 mod alerts;
 mod analysis;
+mod analytics;
 mod conversation_list;
 mod conversations;
 mod db;
@@ -21,6 +22,7 @@ mod sessions;
 
 pub use admin::*;
 pub use alerts::{AlertEventRow, AlertRuleState, AlertSettings, FailureRate, NewAlertEvent};
+pub use analytics::{Bucket, FailureCount, PeriodStats};
 pub use analysis::{AnalysisOutcome, AnalysisWrite, FailureRow, FailureWrite};
 pub use conversation_list::{ConversationFilter, ConversationSort, SortKey};
 pub use conversations::{ConversationRow, InsertOutcome, MessageRow, NewConversation, NewMessage};

@@ -142,7 +142,8 @@ pub struct PatternSummary {
 /// What a run did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunSummary {
-    pub run_id: Uuid,
+    /// `None` when there was nothing to cluster (no run is stored then, so an empty run never hides the last one).
+    pub run_id: Option<Uuid>,
     pub conversations: usize,
     pub unclustered: usize,
     /// Embeddings computed in this run (cache misses).
@@ -188,6 +189,16 @@ impl Patterns {
         let (from, to) = (started_at - window, started_at + time::Duration::seconds(1));
         progress(Stage::Reading);
         let sources = self.store.pattern_sources(from, to, READ_TURNS, options.max_conversations).await?;
+        if sources.is_empty() {
+            return Ok(RunSummary {
+                run_id: None,
+                conversations: 0,
+                unclustered: 0,
+                embedded: 0,
+                representation: "none".to_owned(),
+                patterns: Vec::new(),
+            });
+        }
         let (texts, contexts): (Vec<String>, Vec<String>) =
             sources.iter().map(|s| opening_and_context(&s.user_messages)).unzip();
         let (embeddings, embedded) = match &self.embedder {
@@ -367,7 +378,7 @@ fn build_run(
         patterns,
     };
     let summary = RunSummary {
-        run_id,
+        run_id: Some(run_id),
         conversations: sources.len(),
         unclustered: clustering.unclustered,
         embedded: 0,

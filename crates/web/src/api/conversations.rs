@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::admin_auth::AdminAuth;
+use crate::api::query::{bad_query, number, query_pairs};
 use crate::error::{AppError, ErrorEnvelope};
 use crate::extract::Json;
 use crate::state::AppState;
@@ -20,27 +21,6 @@ use crate::state::AppState;
 /// Rows per page unless `limit` says otherwise, and the most a page may hold.
 const DEFAULT_LIMIT: u64 = 50;
 const MAX_LIMIT: u64 = 200;
-
-fn bad_query(message: impl Into<String>, field: &str) -> AppError {
-    AppError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_query", message).with_details(json!({"field": field}))
-}
-
-/// Splits a query string into decoded pairs; a parameter given twice is refused (which one would win is a guess).
-fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, AppError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
-        .map_err(|e| bad_query(format!("the query string is not form-encoded: {e}"), ""))?;
-    let mut seen = std::collections::HashSet::new();
-    for (k, _) in &pairs {
-        if !seen.insert(k.as_str()) {
-            return Err(bad_query(format!("{k} is given more than once"), k));
-        }
-    }
-    Ok(pairs)
-}
-
-fn number<T: std::str::FromStr>(value: &str, field: &str, what: &str) -> Result<T, AppError> {
-    value.trim().parse().map_err(|_| bad_query(format!("{field} must be {what}, not '{value}'"), field))
-}
 
 /// `GET /api/v1/conversations` query.
 #[derive(Debug, Default, IntoParams)]

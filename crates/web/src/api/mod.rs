@@ -2,10 +2,12 @@
 //! no business rules.
 
 pub mod admin;
+pub mod analytics;
 pub mod chat;
 pub mod conversations;
 pub mod health;
 pub mod ingest;
 pub mod memories;
+pub(crate) mod query;
 pub mod sessions;
 pub mod settings;

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns
 
 mod admin;
+mod analytics;
 mod analysis;
 mod chat;
 mod conversations;
