@@ -18,6 +18,7 @@ mod jobs;
 mod llm_calls;
 mod memories;
 mod patterns;
+mod saved_views;
 mod sessions;
 
 pub use admin::*;
@@ -34,6 +35,7 @@ pub use ingest::{IngestWrite, IngestWriteOutcome, IngestedMessage};
 pub use jobs::*;
 pub use llm_calls::{LlmCallFilter, LlmCallRow};
 pub use memories::*;
+pub use saved_views::SavedViewRow;
 pub use patterns::{
     ConversationEmbedding, PatternRunRow, PatternRunWrite, PatternSource, PatternWrite, UsagePatternRow,
 };

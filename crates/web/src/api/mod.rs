@@ -9,5 +9,6 @@ pub mod health;
 pub mod ingest;
 pub mod memories;
 pub(crate) mod query;
+pub mod saved_views;
 pub mod sessions;
 pub mod settings;

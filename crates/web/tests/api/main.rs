@@ -12,5 +12,6 @@ mod judge;
 mod memory;
 mod platform;
 mod returning;
+mod saved_views;
 mod sessions;
 mod settings;
