@@ -33,7 +33,7 @@ pub use error::StoreError;
 pub use evaluations::{EvaluationRow, NewEvaluation};
 pub use ingest::{IngestWrite, IngestWriteOutcome, IngestedMessage};
 pub use jobs::*;
-pub use llm_calls::{LlmCallFilter, LlmCallRow};
+pub use llm_calls::{LlmCallFigures, LlmCallFilter, LlmCallRow};
 pub use memories::*;
 pub use saved_views::SavedViewRow;
 pub use patterns::{

@@ -139,7 +139,29 @@ pub struct LlmCallFilter {
     pub session_id: Option<Uuid>,
     pub conversation_id: Option<Uuid>,
     pub agent_id: Option<String>,
+    pub model: Option<String>,
+    /// `ok`, `error` or `aborted`.
+    pub status: Option<String>,
+    /// Started at or after.
+    pub from: Option<OffsetDateTime>,
+    /// Started before.
+    pub to: Option<OffsetDateTime>,
+    /// Only calls after this position of the newest-first order: the previous page's last `(started_at, id)`.
+    pub before: Option<(OffsetDateTime, Uuid)>,
     pub limit: u32,
+}
+
+/// One call's figures, for aggregates (latency percentiles are computed by the caller).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct LlmCallFigures {
+    pub agent_id: Option<String>,
+    pub model: String,
+    pub status: String,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub cost_usd: Option<f64>,
+    pub latency_ms: i64,
+    pub ttft_ms: Option<i64>,
 }
 
 impl Store {
@@ -208,6 +230,52 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut stmt = Query::select().columns(COLUMNS).from(LlmCalls::Table).to_owned();
+        self.filter_llm_calls(&mut stmt, f);
+        stmt.order_by(LlmCalls::StartedAt, Order::Desc).order_by(LlmCalls::Id, Order::Desc).limit(u64::from(f.limit));
+        self.fetch_all::<LlmCallRow>(&stmt).await
+    }
+
+    /// The figures of every call matching `f` (its limit and position ignored), for aggregates.
+    pub async fn llm_call_figures(&self, f: &LlmCallFilter) -> Result<Vec<LlmCallFigures>, StoreError> {
+        let mut stmt = Query::select()
+            .columns([
+                LlmCalls::AgentId,
+                LlmCalls::Model,
+                LlmCalls::Status,
+                LlmCalls::InputTokens,
+                LlmCalls::OutputTokens,
+                LlmCalls::CostUsd,
+                LlmCalls::LatencyMs,
+                LlmCalls::TtftMs,
+            ])
+            .from(LlmCalls::Table)
+            .to_owned();
+        self.filter_llm_calls(&mut stmt, &LlmCallFilter { before: None, ..f.clone() });
+        self.fetch_all::<LlmCallFigures>(&stmt).await
+    }
+
+    fn filter_llm_calls(&self, stmt: &mut sea_query::SelectStatement, f: &LlmCallFilter) {
+        let kind = self.kind();
+        if let Some(model) = &f.model {
+            stmt.and_where(Expr::col(LlmCalls::Model).eq(model.as_str()));
+        }
+        if let Some(status) = &f.status {
+            stmt.and_where(Expr::col(LlmCalls::Status).eq(status.as_str()));
+        }
+        if let Some(from) = f.from {
+            stmt.and_where(Expr::col(LlmCalls::StartedAt).gte(crate::dialect::ts(kind, from)));
+        }
+        if let Some(to) = f.to {
+            stmt.and_where(Expr::col(LlmCalls::StartedAt).lt(crate::dialect::ts(kind, to)));
+        }
+        if let Some((at, id)) = f.before {
+            let at = crate::dialect::ts(kind, at);
+            stmt.cond_where(
+                sea_query::Cond::any()
+                    .add(Expr::col(LlmCalls::StartedAt).lt(at.clone()))
+                    .add(sea_query::Cond::all().add(Expr::col(LlmCalls::StartedAt).eq(at)).add(Expr::col(LlmCalls::Id).lt(id))),
+            );
+        }
         if let Some(id) = f.session_id {
             stmt.and_where(Expr::col(LlmCalls::SessionId).eq(id));
         }
@@ -217,7 +285,5 @@ impl Store {
         if let Some(agent) = &f.agent_id {
             stmt.and_where(Expr::col(LlmCalls::AgentId).eq(agent.as_str()));
         }
-        stmt.order_by(LlmCalls::StartedAt, Order::Desc).order_by(LlmCalls::Id, Order::Desc).limit(u64::from(f.limit));
-        self.fetch_all::<LlmCallRow>(&stmt).await
     }
 }

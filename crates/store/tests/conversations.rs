@@ -565,7 +565,8 @@ async fn list_llm_calls_filters_and_orders_newest_first(db: TestDb) {
             session_id: Some(s2),
             conversation_id: Some(conv1),
             agent_id: Some("rafael-chat".into()),
-            limit: 100
+            limit: 100,
+            ..Default::default()
         })
         .await,
         expect(&[1]),

@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 
 use axum::extract::DefaultBodyLimit;
 
-use crate::api::{admin, analytics, chat, conversations, health, ingest, memories, saved_views, sessions, settings};
+use crate::api::{admin, analytics, chat, conversations, health, ingest, llm_calls, memories, saved_views, sessions, settings};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -26,6 +26,7 @@ use crate::state::AppState;
         (name = "ingest", description = "Sensei ingestion with a project API key (Bearer sk_sensei_… or x-api-key): the track API, SDK batches and OTLP traces; rate limited per key"),
         (name = "conversations", description = "Sensei's read API for admins: conversations with filters and cursor pagination, their messages, health and failures, and failure triage"),
         (name = "analytics", description = "Sensei analytics for admins: period summary and trend, usage patterns, failure trends"),
+        (name = "llm calls", description = "Every traced model call: filters, full input and output, and per agent and model latency, tokens and cost"),
         (name = "saved views", description = "Named filters of a dashboard page"),
         (name = "settings", description = "Alert settings: the Slack webhook (write-only, shown masked), thresholds, and a test alert"),
         (name = "admin", description = "Admin sign-in and project API keys (Bearer: a local admin token or a Supabase access token)"),
@@ -98,6 +99,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(analytics::get_summary))
         .routes(routes!(analytics::get_patterns))
         .routes(routes!(analytics::get_failure_trends))
+        .routes(routes!(llm_calls::list_llm_calls))
+        .routes(routes!(llm_calls::get_llm_call))
         .routes(routes!(saved_views::create_saved_view, saved_views::list_saved_views))
         .routes(routes!(saved_views::update_saved_view, saved_views::delete_saved_view))
         .routes(routes!(settings::get_settings, settings::put_settings))

@@ -7,6 +7,7 @@ pub mod chat;
 pub mod conversations;
 pub mod health;
 pub mod ingest;
+pub mod llm_calls;
 pub mod memories;
 pub(crate) mod query;
 pub mod saved_views;

@@ -9,6 +9,7 @@ mod conversations;
 mod errors;
 mod ingest;
 mod judge;
+mod llm_calls;
 mod memory;
 mod platform;
 mod returning;
