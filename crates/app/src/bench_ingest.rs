@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use mentorfy_client::{BatchEvent, Role, TrackMessage, TrackRequest};
+use mentorfy_client::{BatchEvent, TrackMessage, TrackRequest};
 use mentorfy_core::config::DatabaseKind;
 use mentorfy_core::{Config, Secret};
 use mentorfy_sensei::batch::{BatchBody, BatchItem, validate_batch};
@@ -469,21 +469,7 @@ fn corpus() -> anyhow::Result<Corpus> {
     let mut events = Vec::with_capacity(TEMPLATES);
     let mut messages = Vec::new();
     for c in mentorfy_sensei::demo::generate(42, TEMPLATES, now) {
-        let msgs: Vec<TrackMessage> = c
-            .messages
-            .iter()
-            .map(|m| {
-                let role = match m.role {
-                    "assistant" => Role::Assistant,
-                    "tool" => Role::Tool,
-                    "system" => Role::System,
-                    _ => Role::User,
-                };
-                let mut msg = TrackMessage::new(role, m.content.clone(), m.at).with_id(m.id.clone());
-                msg.metadata = (!m.metadata.is_empty()).then(|| m.metadata.clone());
-                msg
-            })
-            .collect();
+        let msgs: Vec<TrackMessage> = crate::seed_demo::track_messages(&c);
         for m in &c.messages {
             let role = if m.role == "assistant" { "assistant" } else { "user" };
             messages.push((role, serde_json::to_string(&m.content)?));

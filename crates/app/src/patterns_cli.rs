@@ -77,10 +77,7 @@ async fn run(config: &Config, store: Store, args: RunArgs) -> anyhow::Result<()>
         )),
         _ => None,
     };
-    let mut params = ClusterParams { threshold: args.threshold, sample: args.sample, ..ClusterParams::default() };
-    if embedder.is_some() {
-        params.tfidf_weight = 0.5;
-    }
+    let params = ClusterParams { threshold: args.threshold, sample: args.sample, ..ClusterParams::default() };
     let options = RunOptions { window, max_conversations: args.max_conversations, params, trigger: Trigger::Manual };
     let patterns = Patterns::new(store.clone(), embedder);
     let bar = ProgressBar::new_spinner();

@@ -198,21 +198,7 @@ fn message_count(e: &BatchEvent) -> u64 {
 /// One `track` event per conversation. The event id is derived from the conversation (environment, id, message
 /// count, generator version), so a re-run sends the same ids and the server answers "already stored".
 fn event(c: &DemoConversation) -> BatchEvent {
-    let messages = c
-        .messages
-        .iter()
-        .map(|m| {
-            let role = match m.role {
-                "assistant" => Role::Assistant,
-                "tool" => Role::Tool,
-                "system" => Role::System,
-                _ => Role::User,
-            };
-            let mut msg = TrackMessage::new(role, m.content.clone(), m.at).with_id(m.id.clone());
-            msg.metadata = (!m.metadata.is_empty()).then(|| m.metadata.clone());
-            msg
-        })
-        .collect();
+    let messages = track_messages(c);
     let mut body = TrackRequest::new(c.id.clone(), messages);
     body.metadata = Some(c.metadata.clone());
     body.user_id = c.user_id.clone();
@@ -232,6 +218,24 @@ fn stable_uuid(name: &str) -> uuid::Uuid {
     uuid::Builder::from_random_bytes(h.to_be_bytes()).into_uuid()
 }
 
+/// A generated conversation's messages as the track API takes them (ids, timestamps and metadata kept).
+pub(crate) fn track_messages(c: &DemoConversation) -> Vec<TrackMessage> {
+    c.messages
+        .iter()
+        .map(|m| {
+            let role = match m.role {
+                "assistant" => Role::Assistant,
+                "tool" => Role::Tool,
+                "system" => Role::System,
+                _ => Role::User,
+            };
+            let mut msg = TrackMessage::new(role, m.content.clone(), m.at).with_id(m.id.clone());
+            msg.metadata = (!m.metadata.is_empty()).then(|| m.metadata.clone());
+            msg
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,3 +247,4 @@ mod tests {
         assert_eq!(stable_uuid("a").get_version_num(), 4);
     }
 }
+

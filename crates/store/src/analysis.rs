@@ -232,6 +232,13 @@ impl Store {
         self.fetch_all::<FailureRow>(&stmt).await
     }
 
+    /// The failure with this id, if any.
+    pub async fn get_failure(&self, id: Uuid) -> Result<Option<FailureRow>, StoreError> {
+        let stmt =
+            Query::select().columns(FAILURE_COLUMNS).from(Failures::Table).and_where(Expr::col(Failures::Id).eq(id)).to_owned();
+        self.fetch_optional::<FailureRow>(&stmt).await
+    }
+
     /// Sets a failure's status (`open`, `ack`, `resolved`); false when there is no such failure.
     pub async fn set_failure_status(&self, id: Uuid, status: &str) -> Result<bool, StoreError> {
         let stmt = Query::update()

@@ -12,7 +12,6 @@ mod db;
 mod dialect;
 mod error;
 mod evaluations;
-mod failures;
 mod ingest;
 mod jobs;
 mod llm_calls;

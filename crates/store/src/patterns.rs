@@ -153,6 +153,7 @@ pub struct UsagePatternRow {
     pub examples: Value,
     pub method: String,
     pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
 }
 
 const RUN_COLUMNS: [PatternRuns; 11] = [
@@ -280,6 +281,24 @@ impl Store {
         let kind = self.kind();
         let t = now();
         for chunk in rows.chunks(crate::ingest::rows_per_statement(kind)) {
+            if let Some(r) = chunk.iter().find(|r| r.embedding.is_empty() || r.embedding.len() % 4 != 0) {
+                return Err(StoreError::Other(format!(
+                    "embedding of conversation {} is {} bytes, not a non-empty multiple of 4",
+                    r.conversation_id,
+                    r.embedding.len()
+                )));
+            }
+            // Only conversations that still exist: a foreign-key violation would fail the whole statement.
+            let existing = Query::select()
+                .column(Conversations::Id)
+                .from(Conversations::Table)
+                .and_where(Expr::col(Conversations::Id).is_in(chunk.iter().map(|r| r.conversation_id)))
+                .to_owned();
+            let existing: std::collections::HashSet<Uuid> =
+                self.fetch_all::<(Uuid,)>(&existing).await?.into_iter().map(|(id,)| id).collect();
+            if existing.is_empty() {
+                continue;
+            }
             let mut insert = Query::insert()
                 .into_table(ConversationEmbeddings::Table)
                 .columns([
@@ -291,14 +310,7 @@ impl Store {
                     ConversationEmbeddings::CreatedAt,
                 ])
                 .to_owned();
-            for r in chunk {
-                if r.embedding.is_empty() || r.embedding.len() % 4 != 0 {
-                    return Err(StoreError::Other(format!(
-                        "embedding of conversation {} is {} bytes, not a non-empty multiple of 4",
-                        r.conversation_id,
-                        r.embedding.len()
-                    )));
-                }
+            for r in chunk.iter().filter(|r| existing.contains(&r.conversation_id)) {
                 let dims = i64::try_from(r.embedding.len() / 4).unwrap_or(i64::MAX);
                 insert
                     .values([
@@ -310,23 +322,6 @@ impl Store {
                         ts(kind, t),
                     ])
                     .map_err(|e| StoreError::Other(e.to_string()))?;
-            }
-            // Only conversations that still exist: a FK violation would fail the whole batch.
-            let ids: Vec<Uuid> = chunk.iter().map(|r| r.conversation_id).collect();
-            let existing = Query::select()
-                .column(Conversations::Id)
-                .from(Conversations::Table)
-                .and_where(Expr::col(Conversations::Id).is_in(ids))
-                .to_owned();
-            let existing: std::collections::HashSet<Uuid> =
-                self.fetch_all::<(Uuid,)>(&existing).await?.into_iter().map(|(id,)| id).collect();
-            if existing.len() < chunk.len() {
-                let kept: Vec<ConversationEmbedding> =
-                    chunk.iter().filter(|r| existing.contains(&r.conversation_id)).cloned().collect();
-                if kept.is_empty() {
-                    continue;
-                }
-                return Box::pin(self.upsert_conversation_embeddings(&kept)).await;
             }
             insert.on_conflict(
                 OnConflict::column(ConversationEmbeddings::ConversationId)
@@ -468,18 +463,7 @@ impl Store {
     /// The patterns of a run, largest first.
     pub async fn list_patterns(&self, run_id: Uuid) -> Result<Vec<UsagePatternRow>, StoreError> {
         let stmt = Query::select()
-            .columns([
-                UsagePatterns::Id,
-                UsagePatterns::RunId,
-                UsagePatterns::Label,
-                UsagePatterns::Keywords,
-                UsagePatterns::Size,
-                UsagePatterns::AvgHealth,
-                UsagePatterns::FailureRate,
-                UsagePatterns::Examples,
-                UsagePatterns::Method,
-                UsagePatterns::CreatedAt,
-            ])
+            .columns(PATTERN_COLUMNS)
             .from(UsagePatterns::Table)
             .and_where(Expr::col(UsagePatterns::RunId).eq(run_id))
             .order_by(UsagePatterns::Size, Order::Desc)

@@ -119,6 +119,17 @@ async fn embeddings_are_upserted_per_conversation(db: TestDb) {
     store.upsert_conversation_embeddings(&[emb(ghost, &[1.0], "x"), emb(b.id, &[1.0], "h4")]).await.unwrap();
     let got = store.conversation_embeddings(&[ghost, b.id]).await.unwrap();
     assert_eq!(got, vec![emb(b.id, &[1.0], "h4")]);
+
+    // A missing conversation in the first statement's rows must not drop the rows of later statements.
+    let mut many = vec![emb(Uuid::now_v7(), &[1.0], "gone")];
+    let mut ids = Vec::new();
+    for i in 0..250 {
+        let id = conversation(&store, &format!("many-{i}")).await.id;
+        ids.push(id);
+        many.push(emb(id, &[0.5], "m"));
+    }
+    store.upsert_conversation_embeddings(&many).await.unwrap();
+    assert_eq!(store.conversation_embeddings(&ids).await.unwrap().len(), 250);
 }
 
 async fn bad_embedding_bytes_are_refused(db: TestDb) {

@@ -116,7 +116,8 @@ pub struct ClusterParams {
     /// Smallest pattern, as a share of the conversations (at least `min_size_floor`).
     pub min_share: f64,
     pub min_size_floor: usize,
-    /// Weight of the TF-IDF similarity when embeddings are blended in (1 = TF-IDF only).
+    /// Weight of the TF-IDF similarity when embeddings are blended in (1 = TF-IDF only); without embeddings
+    /// TF-IDF is all there is, whatever this says.
     pub tfidf_weight: f64,
     /// Keywords kept per pattern.
     pub keywords: usize,
@@ -131,7 +132,7 @@ impl Default for ClusterParams {
             threshold: 0.10,
             min_share: 0.005,
             min_size_floor: 3,
-            tfidf_weight: 1.0,
+            tfidf_weight: 0.5,
             keywords: 8,
             examples: 3,
         }
