@@ -123,10 +123,8 @@ async fn embeddings_are_computed_once_and_reused(db: TestDb) {
     let store = db.store().await;
     let ids = load(&store).await;
     let patterns = Patterns::new(store.clone(), Some(model()));
-    let options = RunOptions {
-        params: mentorfy_sensei::patterns::ClusterParams { tfidf_weight: 0.5, ..Default::default() },
-        ..RunOptions::default()
-    };
+    // The defaults, as the weekly job runs: with embeddings on, the blend is used.
+    let options = RunOptions { trigger: mentorfy_sensei::patterns::Trigger::Scheduled, ..RunOptions::default() };
     let first = patterns.run(&options, &|_| {}).await.unwrap();
     assert_eq!(first.embedded, 18, "every opening embedded once");
     assert_eq!(first.representation, "tfidf+embedding:potion-base-8M");
