@@ -18,6 +18,7 @@ mod llm_calls;
 mod memories;
 mod patterns;
 mod saved_views;
+mod session_report;
 mod sessions;
 
 pub use admin::*;
@@ -35,6 +36,7 @@ pub use jobs::*;
 pub use llm_calls::{LlmCallFigures, LlmCallFilter, LlmCallRow};
 pub use memories::*;
 pub use saved_views::SavedViewRow;
+pub use session_report::{SessionFunnel, SessionLeadFilter};
 pub use patterns::{
     ConversationEmbedding, PatternRunRow, PatternRunWrite, PatternSource, PatternWrite, UsagePatternRow,
 };

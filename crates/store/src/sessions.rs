@@ -13,7 +13,7 @@ use crate::error::StoreError;
 use crate::jobs::NewJob;
 
 #[derive(Iden, Clone, Copy)]
-enum Sessions {
+pub(crate) enum Sessions {
     Table,
     Id,
     OrgId,
@@ -43,7 +43,7 @@ const COLUMNS: [Sessions; 11] = [
 ];
 
 #[derive(sqlx::FromRow)]
-struct SessionRow {
+pub(crate) struct SessionRow {
     id: Uuid,
     org_id: String,
     supermemory_container: String,
@@ -78,11 +78,11 @@ impl TryFrom<SessionRow> for Session {
     }
 }
 
-fn select_sessions() -> SelectStatement {
+pub(crate) fn select_sessions() -> SelectStatement {
     Query::select().columns(COLUMNS).from(Sessions::Table).to_owned()
 }
 
-fn rows_to_sessions(rows: Vec<SessionRow>) -> Result<Vec<Session>, StoreError> {
+pub(crate) fn rows_to_sessions(rows: Vec<SessionRow>) -> Result<Vec<Session>, StoreError> {
     rows.into_iter().map(Session::try_from).collect()
 }
 

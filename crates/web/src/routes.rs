@@ -9,6 +9,7 @@ use utoipa_axum::routes;
 use axum::extract::DefaultBodyLimit;
 
 use crate::api::{admin, analytics, chat, conversations, health, ingest, llm_calls, memories, saved_views, sessions, settings};
+use crate::api::session_report;
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -27,6 +28,7 @@ use crate::state::AppState;
         (name = "conversations", description = "Sensei's read API for admins: conversations with filters and cursor pagination, their messages, health and failures, and failure triage"),
         (name = "analytics", description = "Sensei analytics for admins: period summary and trend, usage patterns, failure trends"),
         (name = "llm calls", description = "Every traced model call: filters, full input and output, and per agent and model latency, tokens and cost"),
+        (name = "mentor funnel", description = "Mentor sessions for admins: the funnel of a period (created, in progress, completed, abandoned, linked, with contact) and its leads, as JSON pages or a CSV export"),
         (name = "saved views", description = "Named filters of a dashboard page"),
         (name = "settings", description = "Alert settings: the Slack webhook (write-only, shown masked), thresholds, and a test alert"),
         (name = "admin", description = "Admin sign-in and project API keys (Bearer: a local admin token or a Supabase access token)"),
@@ -101,6 +103,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(analytics::get_failure_trends))
         .routes(routes!(llm_calls::list_llm_calls))
         .routes(routes!(llm_calls::get_llm_call))
+        .routes(routes!(session_report::list_sessions_report))
         .routes(routes!(saved_views::create_saved_view, saved_views::list_saved_views))
         .routes(routes!(saved_views::update_saved_view, saved_views::delete_saved_view))
         .routes(routes!(settings::get_settings, settings::put_settings))

@@ -11,5 +11,6 @@ pub mod llm_calls;
 pub mod memories;
 pub(crate) mod query;
 pub mod saved_views;
+pub mod session_report;
 pub mod sessions;
 pub mod settings;

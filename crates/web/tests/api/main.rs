@@ -14,5 +14,6 @@ mod memory;
 mod platform;
 mod returning;
 mod saved_views;
+mod session_report;
 mod sessions;
 mod settings;
