@@ -75,6 +75,9 @@ pub enum BenchCommand {
     /// Health scores and failure flags against human labels (USS satisfaction, DBDC breakdowns), through the
     /// real ingestion and analysis pipeline; and the pipeline's speed.
     Health(crate::bench_health::BenchHealthArgs),
+    /// Read-endpoint latency (p50/p95/p99 per path) against an already running server, closed loop, with an
+    /// admin token as bearer and session cookie.
+    Read(crate::bench_read::BenchReadArgs),
 }
 
 #[derive(Args, Debug, Clone)]

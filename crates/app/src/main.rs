@@ -6,6 +6,7 @@ mod bench;
 mod bench_health;
 mod bench_ingest;
 mod bench_memory;
+mod bench_read;
 mod bench_util;
 mod cli;
 mod jobs_cli;
@@ -75,6 +76,7 @@ async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Memory(args)) => bench_memory::run(config, args).await,
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest::run(config, args).await,
         Command::Bench(BenchCommand::Health(args)) => bench_health::run(config, args).await,
+        Command::Bench(BenchCommand::Read(args)) => bench_read::run(args).await,
         Command::SeedDemo(args) => seed_demo::run(config, args).await,
         Command::Patterns(args) => patterns_cli::patterns(config, args).await,
         Command::Worker(args) => jobs_cli::worker(config, args).await,

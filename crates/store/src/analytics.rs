@@ -93,14 +93,18 @@ impl Store {
             .from(Failures::Table)
             .inner_join(
                 Conversations::Table,
-                Expr::col((Conversations::Table, Conversations::Id)).equals((Failures::Table, Failures::ConversationId)),
+                Expr::col((Conversations::Table, Conversations::Id))
+                    .equals((Failures::Table, Failures::ConversationId)),
             )
             .left_join(
                 Messages::Table,
                 Expr::col((Messages::Table, Messages::Id)).equals((Failures::Table, Failures::MessageId)),
             )
             .and_where(when.clone().gte(ts(kind, from)))
-            .and_where(when.lt(ts(kind, to)));
+            .and_where(when.lt(ts(kind, to)))
+            // Implied by the line above (a message is never after its conversation's last one), but indexable: a
+            // short range reads the conversations active since `from` and their failures, not every failure.
+            .and_where(Expr::col((Conversations::Table, Conversations::LastMessageAt)).gte(ts(kind, from)));
         if let Some(env) = environment {
             q.and_where(Expr::col((Conversations::Table, Conversations::Environment)).eq(env));
         }

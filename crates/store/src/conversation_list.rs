@@ -82,23 +82,21 @@ impl ConversationSort {
 }
 
 /// The sort expression: a column, or the health with "not analysed" as -1 (first when descending is wrong, so
-/// ascending health puts them last by using 101 instead).
+/// ascending health puts them last by using 101 instead). The health fallbacks are SQL literals, not bound
+/// values: the expression indexes `idx_conversations_health_asc`/`_desc` (migration 20261129000010) match only
+/// this exact text.
 fn sort_expr(sort: ConversationSort) -> Expr {
     match sort {
         ConversationSort::LastMessageDesc | ConversationSort::LastMessageAsc => {
             Expr::col((Conversations::Table, Conversations::LastMessageAt))
         }
         ConversationSort::StartedDesc => Expr::col((Conversations::Table, Conversations::StartedAt)),
-        ConversationSort::HealthAsc => Func::coalesce([
-            Expr::col((Conversations::Table, Conversations::HealthScore)),
-            Expr::val(101.0),
-        ])
-        .into(),
-        ConversationSort::HealthDesc => Func::coalesce([
-            Expr::col((Conversations::Table, Conversations::HealthScore)),
-            Expr::val(-1.0),
-        ])
-        .into(),
+        ConversationSort::HealthAsc => {
+            Func::coalesce([Expr::col((Conversations::Table, Conversations::HealthScore)), Expr::cust("101.0")]).into()
+        }
+        ConversationSort::HealthDesc => {
+            Func::coalesce([Expr::col((Conversations::Table, Conversations::HealthScore)), Expr::cust("-1.0")]).into()
+        }
     }
 }
 
@@ -159,9 +157,10 @@ impl Store {
         }
         if f.failure_type.is_some() || f.failure_status.is_some() {
             let mut sub = Query::select();
-            sub.expr(Expr::val(1))
-                .from(Failures::Table)
-                .and_where(Expr::col((Failures::Table, Failures::ConversationId)).equals((Conversations::Table, Conversations::Id)));
+            sub.expr(Expr::val(1)).from(Failures::Table).and_where(
+                Expr::col((Failures::Table, Failures::ConversationId))
+                    .equals((Conversations::Table, Conversations::Id)),
+            );
             if let Some(t) = &f.failure_type {
                 sub.and_where(Expr::col((Failures::Table, Failures::Type)).eq(t.as_str()));
             }
@@ -201,7 +200,8 @@ impl Store {
                 .expr(Expr::val(1))
                 .from(Messages::Table)
                 .and_where(
-                    Expr::col((Messages::Table, Messages::ConversationId)).equals((Conversations::Table, Conversations::Id)),
+                    Expr::col((Messages::Table, Messages::ConversationId))
+                        .equals((Conversations::Table, Conversations::Id)),
                 )
                 .and_where(content_like)
                 .to_owned();
@@ -211,10 +211,20 @@ impl Store {
         if let Some((after, id)) = &f.after {
             let v = key_value(kind, f.sort, after);
             let id_col = col(Conversations::Id);
+            // The leading `key <= v` (`>=` ascending) is implied by the OR, but it is what lets both backends start
+            // the index walk at the cursor instead of filtering every row before it.
             let cond = if f.sort.descending() {
-                Cond::any().add(key.clone().lt(v.clone())).add(Cond::all().add(key.clone().eq(v)).add(id_col.lt(*id)))
+                Cond::all().add(key.clone().lte(v.clone())).add(
+                    Cond::any()
+                        .add(key.clone().lt(v.clone()))
+                        .add(Cond::all().add(key.clone().eq(v)).add(id_col.lt(*id))),
+                )
             } else {
-                Cond::any().add(key.clone().gt(v.clone())).add(Cond::all().add(key.clone().eq(v)).add(id_col.gt(*id)))
+                Cond::all().add(key.clone().gte(v.clone())).add(
+                    Cond::any()
+                        .add(key.clone().gt(v.clone()))
+                        .add(Cond::all().add(key.clone().eq(v)).add(id_col.gt(*id))),
+                )
             };
             q.cond_where(cond);
         }
