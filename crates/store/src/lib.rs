@@ -20,6 +20,7 @@ mod patterns;
 mod saved_views;
 mod session_report;
 mod sessions;
+mod trends;
 
 pub use admin::*;
 pub use alerts::{AlertEventRow, AlertRuleState, AlertSettings, FailureRate, NewAlertEvent};
@@ -36,6 +37,7 @@ pub use jobs::*;
 pub use llm_calls::{LlmCallFigures, LlmCallFilter, LlmCallRow};
 pub use memories::*;
 pub use saved_views::SavedViewRow;
+pub use trends::HealthPoint;
 pub use session_report::{SessionFunnel, SessionLeadFilter};
 pub use patterns::{
     ConversationEmbedding, PatternRunRow, PatternRunWrite, PatternSource, PatternWrite, UsagePatternRow,

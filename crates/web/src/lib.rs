@@ -5,6 +5,7 @@
 
 pub mod admin_auth;
 pub mod api;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod judge;

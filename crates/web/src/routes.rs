@@ -101,6 +101,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(analytics::get_summary))
         .routes(routes!(analytics::get_patterns))
         .routes(routes!(analytics::get_failure_trends))
+        .routes(routes!(analytics::get_health_trends))
         .routes(routes!(llm_calls::list_llm_calls))
         .routes(routes!(llm_calls::get_llm_call))
         .routes(routes!(session_report::list_sessions_report))

@@ -334,6 +334,7 @@ pub fn app(state: AppState) -> Router {
 
     let router = api
         .merge(docs)
+        .merge(crate::dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -38,6 +38,10 @@ pub const EMPTY_V: u32 = 1;
 pub const ABANDON: &str = "abandonment";
 pub const ABANDON_V: u32 = 1;
 
+/// Every failure type the detectors report (the friction detector reports `user_frustration`), for filters.
+pub const FAILURE_TYPES: [&str; 9] =
+    ["user_frustration", REPEATED, REFUSAL, LOOP, ESCALATION, TOOL_ERROR, SLOW, EMPTY, ABANDON];
+
 /// Latency thresholds for [`SLOW`].
 const SLOW_MEDIUM_MS: i64 = 10_000;
 const SLOW_HIGH_MS: i64 = 30_000;

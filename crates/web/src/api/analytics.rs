@@ -194,6 +194,66 @@ pub async fn get_patterns(
     Ok(axum::Json(PatternsView { run: Some(run), patterns }))
 }
 
+/// The query of a trend: `range`, `bucket` (hour for 24h, else day, unless given), `environment`; every bucket start
+/// from the one holding `from` to the one holding `to`.
+struct TrendQuery {
+    bucket: Bucket,
+    environment: Option<String>,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    starts: Vec<OffsetDateTime>,
+}
+
+impl TrendQuery {
+    fn parse(raw: Option<&str>) -> Result<Self, AppError> {
+        let (mut range, mut bucket, mut environment) = (None, None, None);
+        for (k, v) in query_pairs(raw)? {
+            match k.as_str() {
+                "range" => range = Some(v),
+                "bucket" => bucket = Some(v),
+                "environment" => environment = Some(v).filter(|e| !e.is_empty()),
+                other => return Err(bad_query(format!("unknown query parameter '{other}'"), other)),
+            }
+        }
+        let (range, length) = parse_range(range.as_deref())?;
+        let bucket = match bucket.as_deref() {
+            Some("hour") => Bucket::Hour,
+            Some("day") => Bucket::Day,
+            None if range == "24h" => Bucket::Hour,
+            None => Bucket::Day,
+            Some(_) => return Err(bad_query("bucket must be hour or day", "bucket")),
+        };
+        let step = if bucket == Bucket::Hour { time::Duration::HOUR } else { time::Duration::DAY };
+        if length / step > 1000.0 {
+            return Err(bad_query("too many buckets: use bucket=day for this range", "bucket"));
+        }
+        let to = mentorfy_store::now();
+        let from = to - length;
+        let floor = |t: OffsetDateTime| {
+            let t = t.replace_nanosecond(0).unwrap_or(t).replace_second(0).unwrap_or(t).replace_minute(0).unwrap_or(t);
+            if bucket == Bucket::Day { t.replace_hour(0).unwrap_or(t) } else { t }
+        };
+        let mut starts = Vec::new();
+        let mut t = floor(from);
+        while t <= to {
+            starts.push(t);
+            t += step;
+        }
+        Ok(TrendQuery { bucket, environment, from, to, starts })
+    }
+
+    fn bucket_name(&self) -> String {
+        if self.bucket == Bucket::Hour { "hour" } else { "day" }.to_owned()
+    }
+}
+
+/// The store's text for the bucket holding `t`: `2026-11-29T14` (hour) or `2026-11-29` (day).
+fn bucket_key(bucket: Bucket, t: OffsetDateTime) -> String {
+    let d = t.date();
+    let day = format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day());
+    if bucket == Bucket::Hour { format!("{day}T{:02}", t.hour()) } else { day }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FailureSeries {
@@ -231,45 +291,8 @@ pub async fn get_failure_trends(
     AdminAuth(_admin): AdminAuth,
     RawQuery(raw): RawQuery,
 ) -> Result<axum::Json<FailureTrends>, AppError> {
-    let (mut range, mut bucket, mut environment) = (None, None, None);
-    for (k, v) in query_pairs(raw.as_deref())? {
-        match k.as_str() {
-            "range" => range = Some(v),
-            "bucket" => bucket = Some(v),
-            "environment" => environment = Some(v).filter(|e| !e.is_empty()),
-            other => return Err(bad_query(format!("unknown query parameter '{other}'"), other)),
-        }
-    }
-    let (range, length) = parse_range(range.as_deref())?;
-    let bucket = match bucket.as_deref() {
-        Some("hour") => Bucket::Hour,
-        Some("day") => Bucket::Day,
-        None if range == "24h" => Bucket::Hour,
-        None => Bucket::Day,
-        Some(_) => return Err(bad_query("bucket must be hour or day", "bucket")),
-    };
-    let step = if bucket == Bucket::Hour { time::Duration::HOUR } else { time::Duration::DAY };
-    if length / step > 1000.0 {
-        return Err(bad_query("too many buckets: use bucket=day for this range", "bucket"));
-    }
-    let to = mentorfy_store::now();
-    let from = to - length;
-    // Every bucket from the one holding `from` to the one holding `to`.
-    let floor = |t: OffsetDateTime| {
-        let t = t.replace_nanosecond(0).unwrap_or(t).replace_second(0).unwrap_or(t).replace_minute(0).unwrap_or(t);
-        if bucket == Bucket::Day { t.replace_hour(0).unwrap_or(t) } else { t }
-    };
-    let mut starts = Vec::new();
-    let mut t = floor(from);
-    while t <= to {
-        starts.push(t);
-        t += step;
-    }
-    let label = |t: OffsetDateTime| {
-        let d = t.date();
-        let day = format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day());
-        if bucket == Bucket::Hour { format!("{day}T{:02}", t.hour()) } else { day }
-    };
+    let TrendQuery { bucket, environment, from, to, starts } = TrendQuery::parse(raw.as_deref())?;
+    let label = |t: OffsetDateTime| bucket_key(bucket, t);
     let index: std::collections::HashMap<String, usize> =
         starts.iter().enumerate().map(|(i, t)| (label(*t), i)).collect();
     let counts = state.store().failure_counts(from, to, bucket, environment.as_deref()).await?;
@@ -290,5 +313,53 @@ pub async fn get_failure_trends(
         to: rfc3339(to),
         buckets: starts.into_iter().map(rfc3339).collect(),
         series,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthTrend {
+    /// `hour` or `day`.
+    pub bucket: String,
+    pub from: String,
+    pub to: String,
+    /// Every bucket's start (RFC 3339, UTC), oldest first; the arrays below are aligned with it.
+    pub buckets: Vec<String>,
+    /// Conversations whose last message fell in the bucket.
+    pub conversations: Vec<i64>,
+    /// Mean health (0–100) of those analysed; null for a bucket with none.
+    pub avg_health: Vec<Option<f64>>,
+    /// Those with at least one failure.
+    pub failing: Vec<i64>,
+}
+
+/// Conversation health over time: per hour or day, the conversations last active in it, their mean health and how
+/// many had failures. Every bucket is present.
+#[utoipa::path(get, path = "/api/v1/analytics/health/trends", tag = "analytics",
+    params(
+        ("bucket" = Option<String>, Query, description = "hour or day (default: hour for 24h, else day)"),
+        ("range" = Option<String>, Query, description = "24h, 7d (default) or 30d"),
+        ("environment" = Option<String>, Query, description = "Only this environment"),
+    ),
+    security(("admin" = [])),
+    responses((status = 200, body = HealthTrend), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
+pub async fn get_health_trends(
+    State(state): State<AppState>,
+    AdminAuth(_admin): AdminAuth,
+    RawQuery(raw): RawQuery,
+) -> Result<axum::Json<HealthTrend>, AppError> {
+    let q = TrendQuery::parse(raw.as_deref())?;
+    let points = state.store().health_trend(q.from, q.to, q.bucket, q.environment.as_deref()).await?;
+    let by_key: std::collections::HashMap<String, &mentorfy_store::HealthPoint> =
+        points.iter().map(|p| (p.bucket.clone(), p)).collect();
+    let at = |t: &OffsetDateTime| by_key.get(&bucket_key(q.bucket, *t)).copied();
+    Ok(axum::Json(HealthTrend {
+        bucket: q.bucket_name(),
+        from: rfc3339(q.from),
+        to: rfc3339(q.to),
+        conversations: q.starts.iter().map(|t| at(t).map_or(0, |p| p.conversations)).collect(),
+        avg_health: q.starts.iter().map(|t| at(t).and_then(|p| p.avg_health).map(|h| (h * 10.0).round() / 10.0)).collect(),
+        failing: q.starts.iter().map(|t| at(t).map_or(0, |p| p.failing)).collect(),
+        buckets: q.starts.iter().copied().map(rfc3339).collect(),
     }))
 }

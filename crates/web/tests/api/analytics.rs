@@ -11,6 +11,7 @@ both_backends!(
     summary_compares_the_period_with_the_one_before,
     patterns_come_from_the_latest_run,
     failure_trends_count_per_type_and_bucket,
+    health_trends_average_per_bucket,
     bad_analytics_queries_are_refused,
 );
 
@@ -201,6 +202,46 @@ async fn failure_trends_count_per_type_and_bucket(db: TestDb) {
     app.stop().await.unwrap();
 }
 
+async fn health_trends_average_per_bucket(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let now = OffsetDateTime::now_utc();
+    let s = &app.store;
+    conversation(s, "a", "production", now - Duration::days(1), Some(30.0), &["user_frustration"]).await;
+    conversation(s, "b", "production", now - Duration::days(1), Some(90.0), &[]).await;
+    conversation(s, "c", "staging", now - Duration::days(3), Some(50.0), &["tool_error"]).await;
+    conversation(s, "d", "production", now - Duration::days(2), None, &[]).await;
+    conversation(s, "old", "production", now - Duration::days(20), Some(10.0), &[]).await;
+    let token = app.admin_token().await;
+
+    let body = expect_json(get(&app, &token, "/api/v1/analytics/health/trends").await, 200).await;
+    assert_eq!(body["bucket"], "day");
+    let buckets = body["buckets"].as_array().unwrap();
+    for key in ["conversations", "avgHealth", "failing"] {
+        assert_eq!(body[key].as_array().unwrap().len(), buckets.len(), "{key} is aligned with the buckets");
+    }
+    let day = |d: OffsetDateTime| format!("{}T00:00:00Z", d.date());
+    let at = |d: OffsetDateTime| buckets.iter().position(|b| b.as_str() == Some(day(d).as_str())).unwrap();
+    let (d1, d2, d3) = (at(now - Duration::days(1)), at(now - Duration::days(2)), at(now - Duration::days(3)));
+    assert_eq!(body["conversations"][d1], 2);
+    assert_eq!(body["avgHealth"][d1], 60.0);
+    assert_eq!(body["failing"][d1], 1);
+    assert_eq!(body["conversations"][d2], 1);
+    assert!(body["avgHealth"][d2].is_null(), "not analysed yet");
+    assert_eq!(body["avgHealth"][d3], 50.0);
+    let total: i64 = body["conversations"].as_array().unwrap().iter().map(|n| n.as_i64().unwrap()).sum();
+    assert_eq!(total, 4, "the 20-day-old conversation is outside 7d");
+
+    let staging = expect_json(get(&app, &token, "/api/v1/analytics/health/trends?environment=staging").await, 200).await;
+    let total: i64 = staging["conversations"].as_array().unwrap().iter().map(|n| n.as_i64().unwrap()).sum();
+    assert_eq!(total, 1);
+    let hourly = expect_json(get(&app, &token, "/api/v1/analytics/health/trends?range=24h").await, 200).await;
+    assert_eq!(hourly["bucket"], "hour");
+    let month = expect_json(get(&app, &token, "/api/v1/analytics/health/trends?range=30d").await, 200).await;
+    let total: i64 = month["conversations"].as_array().unwrap().iter().map(|n| n.as_i64().unwrap()).sum();
+    assert_eq!(total, 5);
+    app.stop().await.unwrap();
+}
+
 async fn bad_analytics_queries_are_refused(db: TestDb) {
     let app = TestApp::spawn(db).await;
     let token = app.admin_token().await;
@@ -212,11 +253,18 @@ async fn bad_analytics_queries_are_refused(db: TestDb) {
         ("/api/v1/analytics/failures/trends?bucket=week", "bucket"),
         ("/api/v1/analytics/failures/trends?bucket=", "bucket"),
         ("/api/v1/analytics/failures/trends?range=7d&range=24h", "range"),
+        ("/api/v1/analytics/health/trends?bucket=minute", "bucket"),
+        ("/api/v1/analytics/health/trends?range=90d", "range"),
     ] {
         let e = expect_error(get(&app, &token, path).await, 400, "invalid_query").await;
         assert_eq!(e["details"]["field"], field, "{path}: {e}");
     }
-    for path in ["/api/v1/analytics/summary", "/api/v1/analytics/patterns", "/api/v1/analytics/failures/trends"] {
+    for path in [
+        "/api/v1/analytics/summary",
+        "/api/v1/analytics/patterns",
+        "/api/v1/analytics/failures/trends",
+        "/api/v1/analytics/health/trends",
+    ] {
         expect_error(app.get(path).await, 401, "unauthorized").await;
     }
     app.stop().await.unwrap();
