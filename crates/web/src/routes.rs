@@ -98,6 +98,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(conversations::get_conversation_health))
         .routes(routes!(conversations::list_conversation_failures))
         .routes(routes!(conversations::patch_failure))
+        .routes(routes!(crate::api::failures::list_failures))
         .routes(routes!(analytics::get_summary))
         .routes(routes!(analytics::get_patterns))
         .routes(routes!(analytics::get_failure_trends))

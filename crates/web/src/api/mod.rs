@@ -5,6 +5,7 @@ pub mod admin;
 pub mod analytics;
 pub mod chat;
 pub mod conversations;
+pub mod failures;
 pub mod health;
 pub mod ingest;
 pub mod llm_calls;

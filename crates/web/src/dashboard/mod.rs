@@ -12,7 +12,10 @@ pub mod page;
 pub mod session;
 
 mod conversations;
+mod failures;
+mod llm_calls;
 mod overview;
+mod patterns;
 
 use askama::Template;
 use axum::Router;
@@ -42,6 +45,11 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/views", post(conversations::save_view))
         .route("/dashboard/views/{id}/delete", post(conversations::delete_view))
         .route("/dashboard/failures/{id}/status", post(conversations::set_failure_status))
+        .route("/dashboard/failures", get(failures::list))
+        .route("/dashboard/failures/bulk", post(failures::bulk))
+        .route("/dashboard/patterns", get(patterns::page))
+        .route("/dashboard/llm-calls", get(llm_calls::list))
+        .route("/dashboard/llm-calls/{id}", get(llm_calls::detail))
         .layer(middleware::from_fn(page::security_headers))
 }
 

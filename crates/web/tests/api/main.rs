@@ -7,6 +7,7 @@ mod analysis;
 mod chat;
 mod conversations;
 mod errors;
+mod failures;
 mod ingest;
 mod judge;
 mod llm_calls;
