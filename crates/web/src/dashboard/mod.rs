@@ -14,8 +14,11 @@ pub mod session;
 mod conversations;
 mod failures;
 mod llm_calls;
+mod mentor_sessions;
 mod overview;
 mod patterns;
+mod playground;
+mod settings;
 
 use askama::Template;
 use axum::Router;
@@ -50,6 +53,14 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/patterns", get(patterns::page))
         .route("/dashboard/llm-calls", get(llm_calls::list))
         .route("/dashboard/llm-calls/{id}", get(llm_calls::detail))
+        .route("/dashboard/settings", get(settings::show))
+        .route("/dashboard/settings/alerts", post(settings::save_alerts))
+        .route("/dashboard/settings/test-alert", post(settings::test_alert))
+        .route("/dashboard/settings/keys", post(settings::create_key))
+        .route("/dashboard/settings/keys/{id}/revoke", post(settings::revoke_key))
+        .route("/dashboard/sessions", get(mentor_sessions::list))
+        .route("/dashboard/sessions/export.csv", get(mentor_sessions::export_csv))
+        .route("/dashboard/playground", get(playground::page))
         .layer(middleware::from_fn(page::security_headers))
 }
 
