@@ -3,7 +3,6 @@
 //! external id. Triage of one failure is `PATCH /api/v1/failures/{id}` (conversations.rs).
 
 use axum::extract::{RawQuery, State};
-use base64::Engine as _;
 use mentorfy_store::{FailureListFilter, FailureListRow};
 use serde::Serialize;
 use serde_json::Value;
@@ -13,7 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::admin_auth::AdminAuth;
-use crate::api::query::{bad_query, number, query_pairs};
+use crate::api::query::{bad_query, number, parse_time_cursor, query_pairs, time_cursor};
 use crate::error::{AppError, ErrorEnvelope};
 use crate::state::AppState;
 
@@ -82,26 +81,6 @@ pub struct FailurePage {
     pub next_cursor: Option<String>,
 }
 
-fn encode_cursor(at: OffsetDateTime, id: Uuid) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(format!("failures|{}|{id}", at.unix_timestamp_nanos() / 1_000))
-}
-
-fn decode_cursor(raw: &str) -> Result<(OffsetDateTime, Uuid), AppError> {
-    let bad = || bad_query("cursor is not a cursor this listing gave out", "cursor");
-    let text =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw).ok().and_then(|b| String::from_utf8(b).ok());
-    let text = text.ok_or_else(bad)?;
-    let mut parts = text.splitn(3, '|');
-    if parts.next() != Some("failures") {
-        return Err(bad());
-    }
-    let micros: i128 = parts.next().and_then(|m| m.parse().ok()).ok_or_else(bad)?;
-    let id = parts.next().and_then(|i| Uuid::parse_str(i).ok()).ok_or_else(bad)?;
-    let at = OffsetDateTime::from_unix_timestamp_nanos(micros * 1_000).map_err(|_| bad())?;
-    Ok((at, id))
-}
-
 /// Turns the query string into a store filter; every parameter is checked by name.
 pub fn filter_of(raw: Option<&str>, now: OffsetDateTime) -> Result<FailureListFilter, AppError> {
     let mut f = FailureListFilter { limit: DEFAULT_LIMIT, ..FailureListFilter::default() };
@@ -128,7 +107,7 @@ pub fn filter_of(raw: Option<&str>, now: OffsetDateTime) -> Result<FailureListFi
             "from" => f.from = Some(time(&v, "from")?),
             "to" => f.to = Some(time(&v, "to")?),
             "limit" => f.limit = number(&v, "limit", "a whole number from 1 to 200")?,
-            "cursor" => f.after = Some(decode_cursor(&v)?),
+            "cursor" => f.after = Some(parse_time_cursor("failures", &v)?),
             other => return Err(bad_query(format!("unknown query parameter '{other}'"), other)),
         }
     }
@@ -181,7 +160,7 @@ pub async fn list_failures(
     let more = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let next_cursor = match rows.last() {
-        Some(last) if more => Some(encode_cursor(last.failure.created_at, last.failure.id)),
+        Some(last) if more => Some(time_cursor("failures", last.failure.created_at, last.failure.id)),
         _ => None,
     };
     Ok(axum::Json(FailurePage { data: rows.into_iter().map(FailureListView::from).collect(), next_cursor }))
@@ -190,15 +169,6 @@ pub async fn list_failures(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cursors_round_trip() {
-        let at = time::macros::datetime!(2026-11-29 10:00:00.123456 UTC);
-        let id = Uuid::now_v7();
-        assert_eq!(decode_cursor(&encode_cursor(at, id)).unwrap(), (at, id));
-        assert!(decode_cursor("bm9wZQ").is_err());
-        assert!(decode_cursor("not base64!").is_err());
-    }
 
     #[test]
     fn filters_are_validated() {

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, RawQuery, State};
-use base64::Engine as _;
 use mentorfy_store::{LlmCallFigures, LlmCallFilter, LlmCallRow};
 use serde::Serialize;
 use serde_json::Value;
@@ -15,7 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::admin_auth::AdminAuth;
-use crate::api::query::{bad_query, number, query_pairs};
+use crate::api::query::{bad_query, number, parse_time_cursor, query_pairs, time_cursor};
 use crate::error::{AppError, ErrorEnvelope};
 use crate::state::AppState;
 
@@ -170,25 +169,6 @@ pub fn aggregate(figures: Vec<LlmCallFigures>) -> Vec<LlmCallAggregate> {
     out
 }
 
-fn cursor_of(c: &LlmCallRow) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(format!("llm|{}|{}", c.started_at.unix_timestamp_nanos() / 1_000, c.id))
-}
-
-fn parse_cursor(raw: &str) -> Result<(OffsetDateTime, Uuid), AppError> {
-    let bad = || bad_query("cursor is not a cursor this listing gave out", "cursor");
-    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw).ok().and_then(|b| String::from_utf8(b).ok());
-    let text = text.ok_or_else(bad)?;
-    let mut parts = text.splitn(3, '|');
-    if parts.next() != Some("llm") {
-        return Err(bad());
-    }
-    let micros: i128 = parts.next().and_then(|m| m.parse().ok()).ok_or_else(bad)?;
-    let id = parts.next().and_then(|i| Uuid::parse_str(i).ok()).ok_or_else(bad)?;
-    let at = OffsetDateTime::from_unix_timestamp_nanos(micros * 1_000).map_err(|_| bad())?;
-    Ok((at, id))
-}
-
 /// Model calls, newest first, with per agent and model aggregates.
 #[utoipa::path(get, path = "/api/v1/llm-calls", tag = "llm calls",
     params(
@@ -210,7 +190,8 @@ pub async fn list_llm_calls(
 ) -> Result<axum::Json<LlmCallPage>, AppError> {
     let mut f = LlmCallFilter { limit: DEFAULT_LIMIT, ..LlmCallFilter::default() };
     let mut range = None;
-    let uuid = |v: &str, field: &str| Uuid::parse_str(v).map_err(|_| bad_query(format!("{field} must be a UUID"), field));
+    let uuid =
+        |v: &str, field: &str| Uuid::parse_str(v).map_err(|_| bad_query(format!("{field} must be a UUID"), field));
     let time = |v: &str, field: &str| {
         OffsetDateTime::parse(v, &Rfc3339).map_err(|_| bad_query(format!("{field} must be an RFC 3339 time"), field))
     };
@@ -226,7 +207,7 @@ pub async fn list_llm_calls(
             "conversation_id" => f.conversation_id = Some(uuid(&v, "conversation_id")?),
             "session_id" => f.session_id = Some(uuid(&v, "session_id")?),
             "limit" => f.limit = number(&v, "limit", "a whole number from 1 to 200")?,
-            "cursor" => f.before = Some(parse_cursor(&v)?),
+            "cursor" => f.before = Some(parse_time_cursor("llm", &v)?),
             other => return Err(bad_query(format!("unknown query parameter '{other}'"), other)),
         }
     }
@@ -250,7 +231,7 @@ pub async fn list_llm_calls(
     let mut rows = state.store().list_llm_calls(&LlmCallFilter { limit: limit + 1, ..f.clone() }).await?;
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(cursor_of) } else { None };
+    let next_cursor = if more { rows.last().map(|c| time_cursor("llm", c.started_at, c.id)) } else { None };
     let aggregates = if first_page { Some(aggregate(state.store().llm_call_figures(&f).await?)) } else { None };
     Ok(axum::Json(LlmCallPage {
         data: rows.into_iter().map(|c| LlmCallView::of(c, false)).collect(),
@@ -279,7 +260,14 @@ pub async fn get_llm_call(
 mod tests {
     use super::*;
 
-    fn fig(agent: &str, model: &str, latency: i64, ttft: Option<i64>, cost: Option<f64>, status: &str) -> LlmCallFigures {
+    fn fig(
+        agent: &str,
+        model: &str,
+        latency: i64,
+        ttft: Option<i64>,
+        cost: Option<f64>,
+        status: &str,
+    ) -> LlmCallFigures {
         LlmCallFigures {
             agent_id: Some(agent.into()),
             model: model.into(),
@@ -310,14 +298,5 @@ mod tests {
         assert_eq!((coach.ttft_p50_ms, coach.ttft_p95_ms), (Some(100), Some(190)));
         assert_eq!(a[1].model, "haiku");
         assert_eq!(percentile(&[], 0.5), None);
-    }
-
-    #[test]
-    fn cursors_round_trip() {
-        let at = time::macros::datetime!(2026-11-29 10:00:00.123456 UTC);
-        let id = Uuid::now_v7();
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("llm|{}|{id}", at.unix_timestamp_nanos() / 1000));
-        assert_eq!(parse_cursor(&raw).unwrap(), (at, id));
-        assert!(parse_cursor("bm9wZQ").is_err());
     }
 }
