@@ -327,42 +327,46 @@ impl Store {
         let expires = t.saturating_add(lease_span(lease));
         let mut tx = self.begin_for_update().await?;
         let mut claimed = Vec::with_capacity(limit);
-        for _ in 0..limit {
-            let mut due = Query::select()
-                .column(Jobs::Id)
-                .from(Jobs::Table)
-                .cond_where(
-                    Expr::col(Jobs::State)
-                        .eq(JobState::Pending.as_str())
-                        .and(Expr::col(Jobs::RunAt).lte(ts(kind, t)))
-                        .or(Expr::col(Jobs::State)
-                            .eq(JobState::Running.as_str())
-                            .and(Expr::col(Jobs::LeaseExpiresAt).lt(ts(kind, t)))),
-                )
-                .order_by(Jobs::RunAt, Order::Asc)
-                .order_by(Jobs::Id, Order::Asc)
-                .limit(1)
-                .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-                .to_owned();
-            if !queues.is_empty() {
-                due.and_where(Expr::col(Jobs::Queue).is_in(queues.iter().map(String::as_str)));
-            }
-            if !kinds.is_empty() {
-                due.and_where(Expr::col(Jobs::Kind).is_in(kinds.iter().copied()));
-            }
-            let update = Query::update()
-                .table(Jobs::Table)
-                .value(Jobs::State, JobState::Running.as_str())
-                .value(Jobs::LockedBy, worker)
-                .value(Jobs::LeaseExpiresAt, ts(kind, expires))
-                .value(Jobs::Attempts, Expr::col(Jobs::Attempts).add(1))
-                .value(Jobs::UpdatedAt, ts(kind, t))
-                .and_where(Expr::col(Jobs::Id).in_subquery(due))
-                .returning(Query::returning().columns(columns().iter().copied()))
-                .to_owned();
-            match tx.fetch_optional::<JobRow>(&update).await? {
-                Some(row) => claimed.push(Job::try_from(row)?),
-                None => break,
+        // Two picks, each an index walk that stops at its first match (one query with `pending … OR running …`
+        // defeats the indexes and sorts every due job, once per job claimed). Expired leases first: their jobs
+        // were claimed when they were the oldest due, so they come before what is pending now, and they never
+        // wait behind a backlog. That pick reads only the (few) running rows and usually finds none; the pending
+        // pick walks `idx_jobs_pending_due` (migration 000011) in (run_at, id) order.
+        let expired_lease =
+            Expr::col(Jobs::State).eq(JobState::Running.as_str()).and(Expr::col(Jobs::LeaseExpiresAt).lt(ts(kind, t)));
+        let due_pending =
+            Expr::col(Jobs::State).eq(JobState::Pending.as_str()).and(Expr::col(Jobs::RunAt).lte(ts(kind, t)));
+        for which in [expired_lease, due_pending] {
+            while claimed.len() < limit {
+                let mut pick = Query::select()
+                    .column(Jobs::Id)
+                    .from(Jobs::Table)
+                    .cond_where(which.clone())
+                    .order_by(Jobs::RunAt, Order::Asc)
+                    .order_by(Jobs::Id, Order::Asc)
+                    .limit(1)
+                    .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+                    .to_owned();
+                if !queues.is_empty() {
+                    pick.and_where(Expr::col(Jobs::Queue).is_in(queues.iter().map(String::as_str)));
+                }
+                if !kinds.is_empty() {
+                    pick.and_where(Expr::col(Jobs::Kind).is_in(kinds.iter().copied()));
+                }
+                let update = Query::update()
+                    .table(Jobs::Table)
+                    .value(Jobs::State, JobState::Running.as_str())
+                    .value(Jobs::LockedBy, worker)
+                    .value(Jobs::LeaseExpiresAt, ts(kind, expires))
+                    .value(Jobs::Attempts, Expr::col(Jobs::Attempts).add(1))
+                    .value(Jobs::UpdatedAt, ts(kind, t))
+                    .and_where(Expr::col(Jobs::Id).in_subquery(pick))
+                    .returning(Query::returning().columns(columns().iter().copied()))
+                    .to_owned();
+                match tx.fetch_optional::<JobRow>(&update).await? {
+                    Some(row) => claimed.push(Job::try_from(row)?),
+                    None => break,
+                }
             }
         }
         tx.commit().await?;

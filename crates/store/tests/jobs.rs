@@ -22,6 +22,7 @@ both_backends!(
     concurrent_claimers_never_get_the_same_job,
     jobs_enqueued_with_a_session_change_commit_with_it_and_roll_back_with_it,
     claim_filters_by_queue,
+    claim_reclaims_expired_leases_first_then_due_jobs_oldest_first,
 );
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -292,4 +293,36 @@ async fn claim_filters_by_queue(db: TestDb) {
     assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![b]);
     let got = store.claim(&["email".to_owned(), "other".to_owned()], "w", LEASE, 10).await.unwrap();
     assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![a]);
+}
+
+async fn claim_reclaims_expired_leases_first_then_due_jobs_oldest_first(db: TestDb) {
+    let store = db.store().await;
+    let now = OffsetDateTime::now_utc();
+    let short = Duration::from_millis(100);
+    let a = store.enqueue(&job("a")).await.unwrap().unwrap();
+    assert_eq!(store.claim(&queues(), "dead-worker", short, 1).await.unwrap()[0].id, a);
+    let z = store.enqueue(&job("z")).await.unwrap().unwrap();
+    assert_eq!(store.claim(&queues(), "dead-worker", short, 1).await.unwrap()[0].id, z);
+    // Pending jobs due before `a` was: the expired lease still comes first.
+    let b = store.enqueue(&job("p").run_at(now - time::Duration::hours(1))).await.unwrap().unwrap();
+    let c = store.enqueue(&job("p").run_at(now - time::Duration::hours(2))).await.unwrap().unwrap();
+    let half = now - time::Duration::minutes(30);
+    let d = store.enqueue(&job("p").run_at(half)).await.unwrap().unwrap();
+    let e = store.enqueue(&job("p").run_at(half)).await.unwrap().unwrap();
+    store.enqueue(&job("p").run_at(now + time::Duration::hours(1))).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let got = store.claim_kinds(&queues(), &["a", "p"], "w", LEASE, 2).await.unwrap();
+    assert_eq!(got.iter().map(|j| (j.id, j.attempts)).collect::<Vec<_>>(), vec![(a, 2), (c, 1)]);
+    let got = store.claim_kinds(&queues(), &["a", "p"], "w", LEASE, 10).await.unwrap();
+    let mut same_time = [d, e];
+    same_time.sort_by_key(|id| id.as_uuid());
+    let expected = [vec![b], same_time.to_vec()].concat();
+    assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), expected, "run_at, then id; not the future job");
+    // The kind filter applies to expired leases too; without it `z` is reclaimed.
+    let got = store.claim(&queues(), "w2", LEASE, 10).await.unwrap();
+    assert_eq!(
+        got.iter().map(|j| (j.id, j.attempts, j.locked_by.as_deref())).collect::<Vec<_>>(),
+        vec![(z, 2, Some("w2"))]
+    );
 }

@@ -158,10 +158,10 @@ async fn login(State(state): State<AppState>, req: axum::extract::Request) -> Re
 
 /// `POST /dashboard/logout`: ends the session (the cookie is cleared; CSRF-checked so other sites cannot sign
 /// people out).
-async fn logout(form: session::Form) -> Response {
+async fn logout(headers: HeaderMap, form: session::Form) -> Response {
     let _: &Admin = &form.admin;
     let mut response = Redirect::to("/dashboard/login").into_response();
-    response.headers_mut().insert(header::SET_COOKIE, clear_session_cookie(false));
+    response.headers_mut().insert(header::SET_COOKIE, clear_session_cookie(is_https(&headers)));
     response
 }
 
