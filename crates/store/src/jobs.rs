@@ -334,8 +334,10 @@ impl Store {
         // pick walks `idx_jobs_pending_due` (migration 000011) in (run_at, id) order.
         let expired_lease =
             Expr::col(Jobs::State).eq(JobState::Running.as_str()).and(Expr::col(Jobs::LeaseExpiresAt).lt(ts(kind, t)));
+        // `'pending'` is a literal, not a bound value: a prepared statement's generic plan on PostgreSQL can only
+        // use the partial index when the predicate is visible in the statement itself.
         let due_pending =
-            Expr::col(Jobs::State).eq(JobState::Pending.as_str()).and(Expr::col(Jobs::RunAt).lte(ts(kind, t)));
+            Expr::col(Jobs::State).eq(Expr::cust("'pending'")).and(Expr::col(Jobs::RunAt).lte(ts(kind, t)));
         for which in [expired_lease, due_pending] {
             while claimed.len() < limit {
                 let mut pick = Query::select()

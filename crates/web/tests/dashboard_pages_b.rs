@@ -284,7 +284,7 @@ async fn sessions_page_shows_the_funnel_and_leads_and_exports_csv(db: TestDb) {
     let csv = res.text().await.unwrap();
     assert!(csv.starts_with("id,name,email,phone,status,linked,created_at,updated_at\r\n"), "{csv}");
     assert_eq!(csv.lines().count(), 3, "header and two in-progress leads: {csv}");
-    assert!(csv.contains("'+15551234567"), "{csv}");
+    assert!(csv.contains(",Bo,,+15551234567,"), "the E.164 phone is exported as it is: {csv}");
     let res = app.get("/dashboard/sessions/export.csv").await;
     assert_eq!(res.status().as_u16(), 303, "signed out: the login page");
     app.stop().await.unwrap();

@@ -47,7 +47,8 @@ pub(crate) fn parse_time_cursor(tag: &str, raw: &str) -> Result<(OffsetDateTime,
     }
     let micros: i128 = parts.next().and_then(|m| m.parse().ok()).ok_or_else(bad)?;
     let id = parts.next().and_then(|i| Uuid::parse_str(i).ok()).ok_or_else(bad)?;
-    let at = OffsetDateTime::from_unix_timestamp_nanos(micros * 1_000).map_err(|_| bad())?;
+    let nanos = micros.checked_mul(1_000).ok_or_else(bad)?;
+    let at = OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| bad())?;
     Ok((at, id))
 }
 

@@ -228,8 +228,15 @@ async fn report(store: &Store, q: &SessionReportQuery) -> Result<SessionReport, 
 /// One CSV field: quoted when it holds a quote, comma or line break (quotes doubled), and a value a spreadsheet
 /// would run as a formula (starting with `=`, `+`, `-`, `@`, tab or carriage return) gets a leading `'`.
 pub fn csv_field(value: &str) -> String {
-    let guarded =
-        if value.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{value}") } else { value.to_owned() };
+    // A phone number in E.164 (`+15551234567`) starts with `+` but is no formula: it is kept as it is.
+    let phone = value.len() > 1
+        && value.starts_with('+')
+        && value[1..].bytes().all(|b| b.is_ascii_digit() || matches!(b, b' ' | b'(' | b')' | b'-'));
+    let guarded = if !phone && value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
     if guarded.contains(['"', ',', '\n', '\r']) { format!("\"{}\"", guarded.replace('"', "\"\"")) } else { guarded }
 }
 
@@ -299,6 +306,8 @@ fn csv_response(store: Store, q: &SessionReportQuery) -> Response {
     let mut response = Body::from_stream(futures::StreamExt::chain(header_row, rows)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    // Leads are personal data: no shared cache may keep them.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Ok(value) = HeaderValue::from_str(&disposition) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
@@ -361,7 +370,9 @@ mod tests {
     #[test]
     fn csv_fields_that_a_spreadsheet_would_run_get_a_leading_quote() {
         assert_eq!(csv_field("=HYPERLINK(\"http://x\")"), "\"'=HYPERLINK(\"\"http://x\"\")\"");
-        assert_eq!(csv_field("+15551234567"), "'+15551234567");
+        assert_eq!(csv_field("+15551234567"), "+15551234567", "an E.164 phone is kept as it is");
+        assert_eq!(csv_field("+1 (555) 123-4567"), "+1 (555) 123-4567");
+        assert_eq!(csv_field("+1+cmd|' /C calc'!A0"), "'+1+cmd|' /C calc'!A0", "a DDE payload is neutralised");
         assert_eq!(csv_field("-1"), "'-1");
         assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(csv_field("=1+1,2"), "\"'=1+1,2\"");

@@ -17,7 +17,7 @@ use crate::state::AppState;
 
 const PATH: &str = "/dashboard/sessions";
 /// The query parameters the page passes on (anything else is left to the API to refuse).
-const FILTERS: [&str; 5] = ["range", "status", "linked", "has_contact", "limit"];
+const FILTERS: [&str; 8] = ["range", "from", "to", "org", "status", "linked", "has_contact", "limit"];
 
 /// The filter form's current values.
 #[derive(Default)]

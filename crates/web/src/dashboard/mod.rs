@@ -82,7 +82,15 @@ struct LoginPage {
 /// Where to go after signing in: a dashboard path only (never another site).
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with("/dashboard") && !n.starts_with("//") && !n.contains("://") => n.to_owned(),
+        Some(n)
+            if n.starts_with("/dashboard")
+                && !n.contains("://")
+                && !n.chars().any(|c| c.is_control() || c == '\\')
+                && !n.to_ascii_lowercase().contains("%0d")
+                && !n.to_ascii_lowercase().contains("%0a") =>
+        {
+            n.to_owned()
+        }
         _ => "/dashboard".to_owned(),
     }
 }
@@ -175,5 +183,6 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example/dashboard")), "/dashboard");
         assert_eq!(safe_next(Some("//evil.example")), "/dashboard");
         assert_eq!(safe_next(None), "/dashboard");
+        assert_eq!(safe_next(Some("/dashboard%0d%0aSet-Cookie:x=1")), "/dashboard");
     }
 }

@@ -88,6 +88,7 @@ fn examples(p: &PatternView, max: usize) -> Vec<(String, String)> {
                         .get("conversation_id")
                         .or_else(|| x.get("conversationId"))
                         .and_then(Value::as_str)
+                        .and_then(|id| uuid::Uuid::parse_str(id).ok())
                         .map(|id| format!("/dashboard/conversations/{id}"))
                         .unwrap_or_default();
                     Some((fmt::clip(excerpt, 160), href))

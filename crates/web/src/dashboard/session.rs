@@ -67,13 +67,31 @@ pub fn clear_session_cookie(secure: bool) -> HeaderValue {
     }
 }
 
-/// Refuses a cross-site post: an `Origin` (or, without one, a `Referer`) naming another host than `Host`.
+/// `host:443` over https and `host:80` over http are `host`.
+fn without_default_port(authority: &str, scheme: &str) -> String {
+    let authority = authority.to_ascii_lowercase();
+    match (scheme, authority.rsplit_once(':')) {
+        ("https", Some((host, "443"))) | ("http", Some((host, "80"))) => host.to_owned(),
+        _ => authority,
+    }
+}
+
+/// Refuses a cross-site post: an `Origin` (or, without one, a `Referer`) naming another host than the request's
+/// `Host` or, behind a reverse proxy that rewrites it, `X-Forwarded-Host`.
 pub fn same_origin(headers: &HeaderMap) -> Result<(), PageError> {
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let source = headers.get(header::ORIGIN).or_else(|| headers.get(header::REFERER)).and_then(|v| v.to_str().ok());
     let Some(source) = source else { return Ok(()) };
-    let authority = source.split("://").nth(1).unwrap_or_default().split('/').next().unwrap_or_default();
-    if source == "null" || authority != host {
+    let (scheme, rest) = source.split_once("://").unwrap_or(("", ""));
+    let authority = without_default_port(rest.split('/').next().unwrap_or_default(), scheme);
+    let header_host = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|h| without_default_port(h.trim(), scheme))
+    };
+    let ours = [header_host("host"), header_host("x-forwarded-host")];
+    if source == "null" || authority.is_empty() || !ours.iter().flatten().any(|h| *h == authority) {
         return Err(PageError::new(StatusCode::FORBIDDEN, "This form was posted from another site and was refused."));
     }
     Ok(())
@@ -112,7 +130,12 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
-        let next = parts.uri.path_and_query().map(|pq| pq.as_str().to_owned()).unwrap_or_default();
+        // Back to where the admin was after signing in; a form post cannot be replayed, so it goes to the overview.
+        let next = if parts.method == axum::http::Method::GET {
+            parts.uri.path_and_query().map(|pq| pq.as_str().to_owned()).unwrap_or_default()
+        } else {
+            String::new()
+        };
         let Some(token) = cookie(&parts.headers, COOKIE).filter(|t| !t.is_empty()) else {
             return Err(PageError::SignIn { next });
         };
@@ -196,6 +219,13 @@ mod tests {
         h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
         assert!(same_origin(&h).is_err());
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(same_origin(&h).is_err());
+        // Behind a proxy that rewrites Host, the forwarded host counts; default ports are the same origin.
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        h.insert("x-forwarded-host", HeaderValue::from_static("mentorfy.example.com"));
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://mentorfy.example.com:443"));
+        assert!(same_origin(&h).is_ok());
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
         assert!(same_origin(&h).is_err());
     }
 

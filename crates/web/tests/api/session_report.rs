@@ -226,9 +226,9 @@ async fn csv_exports_every_matching_lead_escaped(db: TestDb) {
     );
     assert!(
         records[3].starts_with(&format!(
-            "{formula},\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\",,'+15551234567,in_progress,false,"
+            "{formula},\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\",,+15551234567,in_progress,false,"
         )),
-        "formulas and leading + are neutralised: {text}"
+        "formulas are neutralised, the E.164 phone kept: {text}"
     );
     assert!(records[4].starts_with(&format!("{plain},Ana,ana@example.com,,in_progress,false,")), "{text}");
     assert!(!text.contains(&bare), "filtered out");
