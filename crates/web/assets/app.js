@@ -28,6 +28,16 @@
       });
     }
   });
+  // The "save this view" form sits outside the results htmx replaces: after htmx filtered and pushed the new URL,
+  // its hidden filters follow the URL (without the page position). Without JavaScript the page reloads anyway.
+  document.addEventListener("htmx:pushedIntoHistory", function () {
+    var filters = document.getElementById("view-filters");
+    if (filters) {
+      var params = new URLSearchParams(window.location.search);
+      params.delete("cursor");
+      filters.value = params.toString();
+    }
+  });
   // After htmx swaps a whole result area in, move focus to it so keyboard and screen-reader users follow.
   document.addEventListener("htmx:afterSwap", function (e) {
     if (e.detail && e.detail.target && e.detail.target.id === "results") {

@@ -33,17 +33,16 @@ pub struct Series {
     pub values: Vec<Option<f64>>,
 }
 
+/// The top of the y axis: four ticks of a round step (1, 2 or 5 times a power of ten) reaching `max`, so counts get
+/// whole-number ticks.
 fn nice_max(max: f64) -> f64 {
-    if max <= 0.0 {
-        return 1.0;
+    if max <= 0.0 || !max.is_finite() {
+        return 4.0;
     }
-    let magnitude = 10f64.powf(max.log10().floor());
-    for step in [1.0, 2.0, 2.5, 5.0, 10.0] {
-        if max <= step * magnitude {
-            return step * magnitude;
-        }
-    }
-    10.0 * magnitude
+    let raw = max / 4.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0].into_iter().map(|s| s * magnitude).find(|s| *s >= raw).unwrap_or(10.0 * magnitude);
+    step * 4.0
 }
 
 fn label_number(v: f64) -> String {
@@ -51,8 +50,12 @@ fn label_number(v: f64) -> String {
         format!("{:.1}k", v / 1000.0).replace(".0k", "k")
     } else if v.fract() == 0.0 {
         format!("{v:.0}")
-    } else {
+    } else if v.abs() >= 1.0 {
         format!("{v:.1}")
+    } else {
+        // Small values keep three decimals, trailing zeros dropped: 0.25, 0.004.
+        let text = format!("{v:.3}");
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
     }
 }
 
@@ -86,9 +89,17 @@ fn x_labels(out: &mut String, labels: &[String], x_of: impl Fn(usize) -> f64) {
     let every = labels.len().div_ceil(8).max(1);
     for (i, label) in labels.iter().enumerate() {
         if i % every == 0 || i + 1 == labels.len() && labels.len() <= 8 {
+            // The labels at the edges are anchored inwards so they are not cut off.
+            let anchor = if i == 0 && labels.len() > 1 {
+                "start"
+            } else if i + 1 == labels.len() && labels.len() > 1 {
+                "end"
+            } else {
+                "middle"
+            };
             let _ = write!(
                 out,
-                r#"<text class="axis" x="{x:.1}" y="{y}" text-anchor="middle">{l}</text>"#,
+                r#"<text class="axis" x="{x:.1}" y="{y}" text-anchor="{anchor}">{l}</text>"#,
                 x = x_of(i),
                 y = H - 8.0,
                 l = esc(label)
@@ -227,11 +238,16 @@ mod tests {
 
     #[test]
     fn axis_tops_are_round_numbers_above_the_data() {
-        assert_eq!(nice_max(0.0), 1.0);
-        assert_eq!(nice_max(7.0), 10.0);
+        assert_eq!(nice_max(0.0), 4.0);
+        assert_eq!(nice_max(3.0), 4.0, "counts get whole ticks: 1, 2, 3, 4");
+        assert_eq!(nice_max(7.0), 8.0);
         assert_eq!(nice_max(13.0), 20.0);
-        assert_eq!(nice_max(240.0), 250.0);
+        assert_eq!(nice_max(240.0), 400.0);
         assert_eq!(nice_max(1001.0), 2000.0);
+        assert!((nice_max(0.5) - 0.8).abs() < 1e-9);
+        assert_eq!(label_number(0.25), "0.25");
+        assert_eq!(label_number(0.004), "0.004");
+        assert_eq!(label_number(2.5), "2.5");
     }
 
     #[test]

@@ -135,18 +135,20 @@ pub async fn page(State(state): State<AppState>, admin: Admin, RawQuery(raw): Ra
     let health_trend = analytics::get_health_trends(State(state.clone()), admin.api(), q("")).await?.0;
     let hourly = trends.bucket == "hour";
     let labels: Vec<String> = trends.buckets.iter().map(|b| short_bucket(b, hourly)).collect();
+    // Each chart is labelled by its own response's buckets (each computed its own "now").
+    let health_labels: Vec<String> = health_trend.buckets.iter().map(|b| short_bucket(b, hourly)).collect();
     let health = health_trend.avg_health.clone();
     let volume: Vec<Option<f64>> = health_trend.conversations.iter().map(|n| Some(*n as f64)).collect();
     let health_chart = chart::line(
         &format!("Average health per {}", trends.bucket),
-        &labels,
+        &health_labels,
         &[Series { name: "Average health".into(), values: health }],
         Some(100.0),
         "",
     );
     let volume_chart = chart::stacked_bars(
         &format!("Conversations per {}", trends.bucket),
-        &labels,
+        &health_labels,
         &[Series { name: "Conversations".into(), values: volume }],
     );
     let mut series: Vec<_> = trends.series.iter().filter(|s| s.total > 0).collect();
@@ -169,7 +171,7 @@ pub async fn page(State(state): State<AppState>, admin: Admin, RawQuery(raw): Ra
         .collect();
 
     let patterns_note = match &patterns.run {
-        None => "No usage patterns yet: they are computed weekly, or now with `mentorfy patterns run`.".to_owned(),
+        None => String::new(),
         Some(run) => format!(
             "From the run of {} over {} conversations.",
             run.get("finishedAt").and_then(|v| v.as_str()).unwrap_or("?").get(..10).unwrap_or("?"),
