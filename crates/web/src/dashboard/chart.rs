@@ -33,16 +33,16 @@ pub struct Series {
     pub values: Vec<Option<f64>>,
 }
 
-/// The top of the y axis: four ticks of a round step (1, 2 or 5 times a power of ten) reaching `max`, so counts get
-/// whole-number ticks.
-fn nice_max(max: f64) -> f64 {
+/// The top of the y axis: four ticks of a round step (1, 2 or 5 times a power of ten) reaching `max`. `whole`: the
+/// values are counts, so a step is never below 1.
+fn nice_max(max: f64, whole: bool) -> f64 {
     if max <= 0.0 || !max.is_finite() {
         return 4.0;
     }
     let raw = max / 4.0;
     let magnitude = 10f64.powf(raw.log10().floor());
     let step = [1.0, 2.0, 5.0, 10.0].into_iter().map(|s| s * magnitude).find(|s| *s >= raw).unwrap_or(10.0 * magnitude);
-    step * 4.0
+    if whole { step.max(1.0) * 4.0 } else { step * 4.0 }
 }
 
 fn label_number(v: f64) -> String {
@@ -111,7 +111,7 @@ fn x_labels(out: &mut String, labels: &[String], x_of: impl Fn(usize) -> f64) {
 /// A line chart of one or more series over the same x labels. `max`: the top of the y axis (or the data's).
 pub fn line(title: &str, labels: &[String], series: &[Series], max: Option<f64>, unit: &str) -> String {
     let data_max = series.iter().flat_map(|s| s.values.iter().flatten()).fold(0.0f64, |a, b| a.max(*b));
-    let max = max.unwrap_or_else(|| nice_max(data_max));
+    let max = max.unwrap_or_else(|| nice_max(data_max, false));
     let n = labels.len().max(1);
     let plot_w = W - LEFT - RIGHT;
     let x_of = |i: usize| if n == 1 { LEFT + plot_w / 2.0 } else { LEFT + plot_w * i as f64 / (n - 1) as f64 };
@@ -162,7 +162,7 @@ pub fn stacked_bars(title: &str, labels: &[String], series: &[Series]) -> String
     let totals: Vec<f64> = (0..labels.len())
         .map(|i| series.iter().map(|s| s.values.get(i).copied().flatten().unwrap_or(0.0)).sum())
         .collect();
-    let max = nice_max(totals.iter().fold(0.0f64, |a, b| a.max(*b)));
+    let max = nice_max(totals.iter().fold(0.0f64, |a, b| a.max(*b)), true);
     let n = labels.len().max(1);
     let plot_w = W - LEFT - RIGHT;
     let slot = plot_w / n as f64;
@@ -238,13 +238,15 @@ mod tests {
 
     #[test]
     fn axis_tops_are_round_numbers_above_the_data() {
-        assert_eq!(nice_max(0.0), 4.0);
-        assert_eq!(nice_max(3.0), 4.0, "counts get whole ticks: 1, 2, 3, 4");
-        assert_eq!(nice_max(7.0), 8.0);
-        assert_eq!(nice_max(13.0), 20.0);
-        assert_eq!(nice_max(240.0), 400.0);
-        assert_eq!(nice_max(1001.0), 2000.0);
-        assert!((nice_max(0.5) - 0.8).abs() < 1e-9);
+        assert_eq!(nice_max(0.0, true), 4.0);
+        assert_eq!(nice_max(2.0, true), 4.0, "counts get whole ticks: 1, 2, 3, 4 (not 0.5, 1, 1.5, 2)");
+        assert_eq!(nice_max(3.0, true), 4.0);
+        assert_eq!(nice_max(7.0, true), 8.0);
+        assert_eq!(nice_max(13.0, true), 20.0);
+        assert_eq!(nice_max(240.0, true), 400.0);
+        assert_eq!(nice_max(1001.0, true), 2000.0);
+        assert!((nice_max(0.5, false) - 0.8).abs() < 1e-9, "seconds may have fractional ticks");
+        assert!((nice_max(2.0, false) - 2.0).abs() < 1e-9);
         assert_eq!(label_number(0.25), "0.25");
         assert_eq!(label_number(0.004), "0.004");
         assert_eq!(label_number(2.5), "2.5");
