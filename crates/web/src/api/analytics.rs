@@ -9,20 +9,14 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::admin_auth::AdminAuth;
-use crate::api::query::{bad_query, number, query_pairs};
+use crate::api::query::{bad_query, number, query_pairs, range_back};
 use crate::error::{AppError, ErrorEnvelope};
 use crate::state::AppState;
 
 /// `range` (`24h`, `7d`, `30d`) as a duration; `7d` when absent.
 fn parse_range(raw: Option<&str>) -> Result<(String, time::Duration), AppError> {
     let range = raw.unwrap_or("7d");
-    let d = match range {
-        "24h" => time::Duration::hours(24),
-        "7d" => time::Duration::days(7),
-        "30d" => time::Duration::days(30),
-        _ => return Err(bad_query("range must be 24h, 7d or 30d", "range")),
-    };
-    Ok((range.to_owned(), d))
+    Ok((range.to_owned(), range_back(range)?))
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -302,10 +296,8 @@ pub async fn get_failure_trends(
             by_type.entry(c.kind).or_insert_with(|| vec![0; starts.len()])[i] += c.count;
         }
     }
-    let mut series: Vec<FailureSeries> = by_type
-        .into_iter()
-        .map(|(kind, counts)| FailureSeries { total: counts.iter().sum(), kind, counts })
-        .collect();
+    let mut series: Vec<FailureSeries> =
+        by_type.into_iter().map(|(kind, counts)| FailureSeries { total: counts.iter().sum(), kind, counts }).collect();
     series.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.kind.cmp(&b.kind)));
     Ok(axum::Json(FailureTrends {
         bucket: if bucket == Bucket::Hour { "hour" } else { "day" }.to_owned(),
@@ -358,7 +350,11 @@ pub async fn get_health_trends(
         from: rfc3339(q.from),
         to: rfc3339(q.to),
         conversations: q.starts.iter().map(|t| at(t).map_or(0, |p| p.conversations)).collect(),
-        avg_health: q.starts.iter().map(|t| at(t).and_then(|p| p.avg_health).map(|h| (h * 10.0).round() / 10.0)).collect(),
+        avg_health: q
+            .starts
+            .iter()
+            .map(|t| at(t).and_then(|p| p.avg_health).map(|h| (h * 10.0).round() / 10.0))
+            .collect(),
         failing: q.starts.iter().map(|t| at(t).map_or(0, |p| p.failing)).collect(),
         buckets: q.starts.iter().copied().map(rfc3339).collect(),
     }))

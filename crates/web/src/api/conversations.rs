@@ -8,12 +8,11 @@ use mentorfy_store::{ConversationFilter, ConversationRow, ConversationSort, Fail
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::admin_auth::AdminAuth;
-use crate::api::query::{bad_query, number, query_pairs};
+use crate::api::query::{bad_query, number, query_pairs, range_back, rfc3339_time};
 use crate::error::{AppError, ErrorEnvelope};
 use crate::extract::Json;
 use crate::state::AppState;
@@ -148,10 +147,6 @@ pub struct ConversationPage {
     pub next_cursor: Option<String>,
 }
 
-fn parse_time(raw: &str, field: &str) -> Result<OffsetDateTime, AppError> {
-    OffsetDateTime::parse(raw, &Rfc3339).map_err(|_| bad_query(format!("{field} must be an RFC 3339 time"), field))
-}
-
 fn parse_sort(raw: Option<&str>) -> Result<ConversationSort, AppError> {
     Ok(match raw.unwrap_or("-last_message_at") {
         "-last_message_at" => ConversationSort::LastMessageDesc,
@@ -220,19 +215,14 @@ pub fn filter_of(q: &ListQuery, now: OffsetDateTime) -> Result<ConversationFilte
         if q.from.is_some() || q.to.is_some() {
             return Err(bad_query("give either range or from/to, not both", "range"));
         }
-        let back = match range.as_str() {
-            "24h" => time::Duration::hours(24),
-            "7d" => time::Duration::days(7),
-            "30d" => time::Duration::days(30),
-            _ => return Err(bad_query("range must be 24h, 7d or 30d", "range")),
-        };
+        let back = range_back(range)?;
         from = Some(now - back);
     }
     if let Some(raw) = &q.from {
-        from = Some(parse_time(raw, "from")?);
+        from = Some(rfc3339_time(raw, "from")?);
     }
     if let Some(raw) = &q.to {
-        to = Some(parse_time(raw, "to")?);
+        to = Some(rfc3339_time(raw, "to")?);
     }
     if let (Some(f), Some(t)) = (from, to)
         && f >= t

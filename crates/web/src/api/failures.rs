@@ -7,12 +7,11 @@ use mentorfy_store::{FailureListFilter, FailureListRow};
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::admin_auth::AdminAuth;
-use crate::api::query::{bad_query, number, parse_time_cursor, query_pairs, time_cursor};
+use crate::api::query::{bad_query, number, parse_time_cursor, query_pairs, range_back, rfc3339_time, time_cursor};
 use crate::error::{AppError, ErrorEnvelope};
 use crate::state::AppState;
 
@@ -85,9 +84,6 @@ pub struct FailurePage {
 pub fn filter_of(raw: Option<&str>, now: OffsetDateTime) -> Result<FailureListFilter, AppError> {
     let mut f = FailureListFilter { limit: DEFAULT_LIMIT, ..FailureListFilter::default() };
     let mut range = None;
-    let time = |v: &str, field: &str| {
-        OffsetDateTime::parse(v, &Rfc3339).map_err(|_| bad_query(format!("{field} must be an RFC 3339 time"), field))
-    };
     for (k, v) in query_pairs(raw)? {
         match k.as_str() {
             "type" => {
@@ -104,8 +100,8 @@ pub fn filter_of(raw: Option<&str>, now: OffsetDateTime) -> Result<FailureListFi
             "severity" if matches!(v.as_str(), "low" | "medium" | "high" | "critical") => f.severity = Some(v),
             "severity" => return Err(bad_query("severity must be low, medium, high or critical", "severity")),
             "range" => range = Some(v),
-            "from" => f.from = Some(time(&v, "from")?),
-            "to" => f.to = Some(time(&v, "to")?),
+            "from" => f.from = Some(rfc3339_time(&v, "from")?),
+            "to" => f.to = Some(rfc3339_time(&v, "to")?),
             "limit" => f.limit = number(&v, "limit", "a whole number from 1 to 200")?,
             "cursor" => f.after = Some(parse_time_cursor("failures", &v)?),
             other => return Err(bad_query(format!("unknown query parameter '{other}'"), other)),
@@ -118,12 +114,7 @@ pub fn filter_of(raw: Option<&str>, now: OffsetDateTime) -> Result<FailureListFi
         if f.from.is_some() || f.to.is_some() {
             return Err(bad_query("give either range or from/to, not both", "range"));
         }
-        let back = match r.as_str() {
-            "24h" => time::Duration::hours(24),
-            "7d" => time::Duration::days(7),
-            "30d" => time::Duration::days(30),
-            _ => return Err(bad_query("range must be 24h, 7d or 30d", "range")),
-        };
+        let back = range_back(&r)?;
         f.from = Some(now - back);
     }
     if let (Some(from), Some(to)) = (f.from, f.to)

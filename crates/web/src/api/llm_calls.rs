@@ -9,12 +9,11 @@ use mentorfy_store::{LlmCallFigures, LlmCallFilter, LlmCallRow};
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::admin_auth::AdminAuth;
-use crate::api::query::{bad_query, number, parse_time_cursor, query_pairs, time_cursor};
+use crate::api::query::{bad_query, number, parse_time_cursor, query_pairs, range_back, rfc3339_time, time_cursor};
 use crate::error::{AppError, ErrorEnvelope};
 use crate::state::AppState;
 
@@ -192,9 +191,6 @@ pub async fn list_llm_calls(
     let mut range = None;
     let uuid =
         |v: &str, field: &str| Uuid::parse_str(v).map_err(|_| bad_query(format!("{field} must be a UUID"), field));
-    let time = |v: &str, field: &str| {
-        OffsetDateTime::parse(v, &Rfc3339).map_err(|_| bad_query(format!("{field} must be an RFC 3339 time"), field))
-    };
     for (k, v) in query_pairs(raw.as_deref())? {
         match k.as_str() {
             "agent" => f.agent_id = Some(v),
@@ -202,8 +198,8 @@ pub async fn list_llm_calls(
             "status" if matches!(v.as_str(), "ok" | "error" | "aborted") => f.status = Some(v),
             "status" => return Err(bad_query("status must be ok, error or aborted", "status")),
             "range" => range = Some(v),
-            "from" => f.from = Some(time(&v, "from")?),
-            "to" => f.to = Some(time(&v, "to")?),
+            "from" => f.from = Some(rfc3339_time(&v, "from")?),
+            "to" => f.to = Some(rfc3339_time(&v, "to")?),
             "conversation_id" => f.conversation_id = Some(uuid(&v, "conversation_id")?),
             "session_id" => f.session_id = Some(uuid(&v, "session_id")?),
             "limit" => f.limit = number(&v, "limit", "a whole number from 1 to 200")?,
@@ -218,12 +214,7 @@ pub async fn list_llm_calls(
         if f.from.is_some() || f.to.is_some() {
             return Err(bad_query("give either range or from/to, not both", "range"));
         }
-        let back = match r.as_str() {
-            "24h" => time::Duration::hours(24),
-            "7d" => time::Duration::days(7),
-            "30d" => time::Duration::days(30),
-            _ => return Err(bad_query("range must be 24h, 7d or 30d", "range")),
-        };
+        let back = range_back(&r)?;
         f.from = Some(mentorfy_store::now() - back);
     }
     let first_page = f.before.is_none();

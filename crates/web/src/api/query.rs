@@ -25,6 +25,22 @@ pub(crate) fn query_pairs(raw: Option<&str>) -> Result<Vec<(String, String)>, Ap
     Ok(pairs)
 }
 
+/// An RFC 3339 time given as `field`.
+pub(crate) fn rfc3339_time(raw: &str, field: &str) -> Result<OffsetDateTime, AppError> {
+    OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| bad_query(format!("{field} must be an RFC 3339 time"), field))
+}
+
+/// How far back `range` reaches: `24h`, `7d` or `30d`.
+pub(crate) fn range_back(raw: &str) -> Result<time::Duration, AppError> {
+    match raw {
+        "24h" => Ok(time::Duration::hours(24)),
+        "7d" => Ok(time::Duration::days(7)),
+        "30d" => Ok(time::Duration::days(30)),
+        _ => Err(bad_query("range must be 24h, 7d or 30d", "range")),
+    }
+}
+
 pub(crate) fn number<T: std::str::FromStr>(value: &str, field: &str, what: &str) -> Result<T, AppError> {
     value.trim().parse().map_err(|_| bad_query(format!("{field} must be {what}, not '{value}'"), field))
 }

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::admin_auth::AdminAuth;
-use crate::api::query::{bad_query, number, parse_time_cursor, query_pairs, time_cursor};
+use crate::api::query::{bad_query, number, parse_time_cursor, query_pairs, rfc3339_time, time_cursor};
 use crate::error::{AppError, ErrorEnvelope};
 use crate::state::AppState;
 
@@ -51,10 +51,6 @@ impl SessionReportQuery {
     pub fn parse(raw: Option<&str>, now: OffsetDateTime) -> Result<Self, AppError> {
         let mut f = SessionLeadFilter { limit: DEFAULT_LIMIT, ..SessionLeadFilter::default() };
         let (mut range, mut from, mut to, mut format) = (None, None, None, ReportFormat::Json);
-        let time = |v: &str, field: &str| {
-            OffsetDateTime::parse(v, &Rfc3339)
-                .map_err(|_| bad_query(format!("{field} must be an RFC 3339 time"), field))
-        };
         let boolean = |v: &str, field: &str| match v {
             "true" => Ok(true),
             "false" => Ok(false),
@@ -63,8 +59,8 @@ impl SessionReportQuery {
         for (k, v) in query_pairs(raw)? {
             match k.as_str() {
                 "range" => range = Some(v),
-                "from" => from = Some(time(&v, "from")?),
-                "to" => to = Some(time(&v, "to")?),
+                "from" => from = Some(rfc3339_time(&v, "from")?),
+                "to" => to = Some(rfc3339_time(&v, "to")?),
                 "status" => {
                     let status = SessionStatus::parse(&v)
                         .ok_or_else(|| bad_query("status must be in_progress, completed or abandoned", "status"))?;
