@@ -222,4 +222,3 @@ async fn run(config: Config, args: &BenchSessionsArgs, label: &str) -> anyhow::R
     }
     Ok(())
 }
-

@@ -216,7 +216,11 @@ impl Client {
                     }
                     if !again.is_empty() {
                         let wait = res.retry_after.unwrap_or_default() + self.backoff(round);
-                        tracing::debug!(events = again.len(), wait_ms = wait.as_millis() as u64, "resending refused events");
+                        tracing::debug!(
+                            events = again.len(),
+                            wait_ms = wait.as_millis() as u64,
+                            "resending refused events"
+                        );
                         tokio::time::sleep(wait).await;
                         queue.push_back((again, round + 1));
                     }

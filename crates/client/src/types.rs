@@ -169,7 +169,11 @@ pub struct BatchEvent {
 impl BatchEvent {
     /// A `track` event with a fresh UUID v4 id, stamped now.
     pub fn track(body: TrackRequest) -> Self {
-        Self { id: uuid::Uuid::new_v4().to_string(), timestamp: OffsetDateTime::now_utc(), body: EventBody::Track(body) }
+        Self {
+            id: uuid::Uuid::new_v4().to_string(),
+            timestamp: OffsetDateTime::now_utc(),
+            body: EventBody::Track(body),
+        }
     }
 
     /// A `message` event with a fresh UUID v4 id, stamped now.

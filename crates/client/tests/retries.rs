@@ -90,8 +90,7 @@ fn track(conversation: &str) -> TrackRequest {
         conversation,
         vec![
             TrackMessage::new(Role::User, "How do I export my data?", at).with_id("m1"),
-            TrackMessage::new(Role::Assistant, "Settings, then Export.", at + time::Duration::seconds(2))
-                .with_id("m2"),
+            TrackMessage::new(Role::Assistant, "Settings, then Export.", at + time::Duration::seconds(2)).with_id("m2"),
         ],
     )
 }
@@ -156,8 +155,12 @@ async fn a_per_event_503_resends_only_that_event() {
     let (base, seen) = start(|n, body| {
         let ids: Vec<&str> = body["batch"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
         if n == 0 {
-            let successes: Vec<Value> =
-                ids.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, id)| json!({"id": id, "status": 201})).collect();
+            let successes: Vec<Value> = ids
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 1)
+                .map(|(_, id)| json!({"id": id, "status": 201}))
+                .collect();
             let errors = vec![
                 json!({"id": ids[1], "status": 503, "message": "storage unavailable, retry"}),
                 json!({"id": ids[3], "status": 400, "message": "body.messages[0].role: bad"}),
@@ -207,7 +210,11 @@ async fn a_whole_request_413_halves_the_batch_until_it_fits() {
 #[tokio::test]
 async fn a_400_is_not_retried_and_its_envelope_is_decoded() {
     let (base, seen) = start(|_, _| {
-        (400, vec![], envelope("invalid_request", "conversationId: must not be empty", json!({"field": "conversationId"})))
+        (
+            400,
+            vec![],
+            envelope("invalid_request", "conversationId: must not be empty", json!({"field": "conversationId"})),
+        )
     })
     .await;
     let err = client(&base).track(&track("")).await.unwrap_err();

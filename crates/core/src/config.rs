@@ -130,7 +130,11 @@ pub const VARS: &[VarSpec] = &[
         "high",
         "Alert when a conversation gets a failure of at least this severity (low, medium, high, critical, or off).",
     ),
-    var("SENSEI_ALERT_HEALTH_BELOW", "40", "Alert when a conversation's final health falls below this (0–100; 0 = off)."),
+    var(
+        "SENSEI_ALERT_HEALTH_BELOW",
+        "40",
+        "Alert when a conversation's final health falls below this (0–100; 0 = off).",
+    ),
     var(
         "SENSEI_ALERT_FAILURE_RATE",
         "0.25/1h",
@@ -827,7 +831,12 @@ fn parse_alerts(
     let min_severity = match severity.as_str() {
         "off" | "" => None,
         "low" | "medium" | "high" | "critical" => Some(severity),
-        other => return Err(err("SENSEI_ALERT_MIN_SEVERITY", format!("'{other}' is not low, medium, high, critical or off"))),
+        other => {
+            return Err(err(
+                "SENSEI_ALERT_MIN_SEVERITY",
+                format!("'{other}' is not low, medium, high, critical or off"),
+            ));
+        }
     };
     let health_below: f64 = get("SENSEI_ALERT_HEALTH_BELOW")
         .trim()
@@ -1240,12 +1249,19 @@ mod tests {
         assert!(c.sensei.judge.is_none());
         let c = Config::from_sources(None, env(&[("SENSEI_JUDGE_MODEL", "Anthropic:claude-haiku-4-5")])).unwrap();
         let judge = c.sensei.judge.unwrap();
-        assert_eq!((judge.provider.as_str(), judge.model.as_str(), judge.prompt), ("anthropic", "claude-haiku-4-5", None));
+        assert_eq!(
+            (judge.provider.as_str(), judge.model.as_str(), judge.prompt),
+            ("anthropic", "claude-haiku-4-5", None)
+        );
         for (vars, named) in [
             (&[("SENSEI_JUDGE_MODEL", "claude-haiku-4-5")][..], "SENSEI_JUDGE_MODEL"),
             (&[("SENSEI_JUDGE_MODEL", "gemini:pro")][..], "SENSEI_JUDGE_MODEL"),
             (&[("SENSEI_JUDGE_PROMPT_FILE", "judge.md")][..], "SENSEI_JUDGE_PROMPT_FILE"),
-            (&[("SENSEI_JUDGE_MODEL", "openai:gpt-4o-mini"), ("SENSEI_JUDGE_PROMPT_FILE", "/nonexistent/judge.md")][..], "SENSEI_JUDGE_PROMPT_FILE"),
+            (
+                &[("SENSEI_JUDGE_MODEL", "openai:gpt-4o-mini"), ("SENSEI_JUDGE_PROMPT_FILE", "/nonexistent/judge.md")]
+                    [..],
+                "SENSEI_JUDGE_PROMPT_FILE",
+            ),
             (&[("FEATURE_EMBEDDINGS", "1")][..], "FEATURE_EMBEDDINGS"),
             (&[("FEATURE_EMBEDDINGS", "sometimes")][..], "FEATURE_EMBEDDINGS"),
             (&[("SENSEI_PATTERNS_EVERY", "10s")][..], "SENSEI_PATTERNS_EVERY"),

@@ -7,7 +7,9 @@ pub mod org;
 pub mod secret;
 pub mod session;
 
-pub use config::{AdminConfig, AlertConfig, Config, ConfigError, JobsConfig, LlmConfig, MemoryConfig, SenseiConfig, TraceExport};
+pub use config::{
+    AdminConfig, AlertConfig, Config, ConfigError, JobsConfig, LlmConfig, MemoryConfig, SenseiConfig, TraceExport,
+};
 pub use ids::{JobId, OrgId, SessionId};
 pub use org::{Org, OrgRegistry};
 pub use secret::Secret;

@@ -330,7 +330,13 @@ impl ChatService {
             .clone();
         require_provider(&inner.gateway, &agent)?;
         let mut scope = scope_for(&session, &agent, "generate");
-        if let Some(conv) = inner.store.find_conversation(MENTOR_SOURCE, MENTOR_ENVIRONMENT, &session.id.to_string()).await.ok().flatten() {
+        if let Some(conv) = inner
+            .store
+            .find_conversation(MENTOR_SOURCE, MENTOR_ENVIRONMENT, &session.id.to_string())
+            .await
+            .ok()
+            .flatten()
+        {
             scope.conversation_id = Some(conv.id);
         }
         let ctx =

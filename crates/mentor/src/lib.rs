@@ -16,7 +16,9 @@ mod tools;
 mod trace;
 
 pub use agents::{Agent, AgentKind, Agents};
-pub use chat::{ChatEvent, ChatInput, ChatService, ChatTurn, Generation, MAX_MESSAGE_BYTES, MENTOR_ENVIRONMENT, MENTOR_SOURCE};
+pub use chat::{
+    ChatEvent, ChatInput, ChatService, ChatTurn, Generation, MAX_MESSAGE_BYTES, MENTOR_ENVIRONMENT, MENTOR_SOURCE,
+};
 pub use contact::{parse_email, parse_name, parse_phone};
 pub use context::{MAX_CONTEXT_BYTES, merge_context};
 pub use error::MentorError;

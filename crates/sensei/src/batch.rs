@@ -65,9 +65,17 @@ struct MessageEvent {
 /// One event after validation.
 #[derive(Debug)]
 pub enum BatchItem {
-    Valid { id: String, conversation: IngestConversation },
+    Valid {
+        id: String,
+        conversation: IngestConversation,
+    },
     /// Refused: `id` when it could be read, the index in the batch, a status (400 or 413) and why.
-    Invalid { id: Option<String>, index: usize, status: u16, message: String },
+    Invalid {
+        id: Option<String>,
+        index: usize,
+        status: u16,
+        message: String,
+    },
 }
 
 /// Validates every event of a parsed batch.
@@ -183,7 +191,9 @@ mod tests {
             {"type": "track", "body": {}},
             {"id": "e6", "type": "message", "body": {"conversationId": "c1", "role": "user", "content": "no time"}}
         ]}));
-        assert!(matches!(&items[0], BatchItem::Valid { id, conversation } if id == "e1" && conversation.messages.len() == 1));
+        assert!(
+            matches!(&items[0], BatchItem::Valid { id, conversation } if id == "e1" && conversation.messages.len() == 1)
+        );
         match &items[1] {
             BatchItem::Valid { conversation, .. } => {
                 assert_eq!(conversation.messages[0].created_at, time::macros::datetime!(2026-11-29 10:00:01 UTC));

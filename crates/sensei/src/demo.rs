@@ -158,7 +158,10 @@ const SUPPORT: Domain = Domain {
                 "Seats removed before the renewal date are credited on the next invoice, so it will be lower.",
                 "Prices are shown without VAT; it is added at checkout based on your billing address.",
             ],
-            tool: Some(("lookup_invoice", "{{\"invoice\":\"{invoice}\",\"status\":\"paid\",\"total\":\"{amount}\",\"seats\":{seats}}}")),
+            tool: Some((
+                "lookup_invoice",
+                "{{\"invoice\":\"{invoice}\",\"status\":\"paid\",\"total\":\"{amount}\",\"seats\":{seats}}}",
+            )),
         },
         Intent {
             name: "password_reset",
@@ -206,7 +209,10 @@ const SUPPORT: Domain = Domain {
                 "Scheduled exports are available on {plan}: Settings → Data → Scheduled exports.",
                 "Custom fields are exported as extra columns, one per field.",
             ],
-            tool: Some(("start_export", "{{\"export_id\":\"exp_{n4}\",\"format\":\"{format}\",\"status\":\"queued\"}}")),
+            tool: Some((
+                "start_export",
+                "{{\"export_id\":\"exp_{n4}\",\"format\":\"{format}\",\"status\":\"queued\"}}",
+            )),
         },
         Intent {
             name: "cancel_subscription",
@@ -348,11 +354,7 @@ const COACHING: Domain = Domain {
                 "Almost always yes. What's the market range for {target_job} in your city, and what's your walk-away number?",
                 "Let's prepare the case: list three results you delivered this year, with numbers where you can.",
             ],
-            follow_ups: &[
-                "what if they withdraw the offer?",
-                "what should I say exactly?",
-                "I'm nervous about it",
-            ],
+            follow_ups: &["what if they withdraw the offer?", "what should I say exactly?", "I'm nervous about it"],
             replies: &[
                 "A polite, well-researched counter almost never costs an offer. Worst case they say the budget is fixed.",
                 "Try: 'I'm excited about the role. Based on my research and experience, I was expecting closer to {amount_k}. Is there flexibility?'",
@@ -380,11 +382,7 @@ const SALES: Domain = Domain {
                 "For {seats} users, {plan} is {amount} a month billed annually. Want me to break that down?",
                 "Yes: registered nonprofits get 50% off any paid plan. You can apply with your registration number.",
             ],
-            follow_ups: &[
-                "is there a free trial?",
-                "can we pay monthly?",
-                "does {plan} include {feature}?",
-            ],
+            follow_ups: &["is there a free trial?", "can we pay monthly?", "does {plan} include {feature}?"],
             replies: &[
                 "Yes, 14 days of Business, no card needed.",
                 "Monthly billing is available on every plan; annual saves about 17%.",
@@ -402,22 +400,19 @@ const SALES: Domain = Domain {
                 "Happy to set that up. Does {weekday} at {time} work for you?",
                 "Great! I have slots on {weekday} at {time} or Thursday at 10am. Which suits {company} better?",
             ],
-            follow_ups: &[
-                "{weekday} works, can you invite {email}?",
-                "can we do something later in the day?",
-            ],
+            follow_ups: &["{weekday} works, can you invite {email}?", "can we do something later in the day?"],
             replies: &[
                 "Booked for {weekday} at {time}; the invite is on its way to {email}.",
                 "Sure, I can offer {weekday} at 4pm. Shall I book it?",
             ],
-            tool: Some(("book_meeting", "{{\"slot\":\"{weekday} {time}\",\"attendee\":\"{email}\",\"status\":\"confirmed\"}}")),
+            tool: Some((
+                "book_meeting",
+                "{{\"slot\":\"{weekday} {time}\",\"attendee\":\"{email}\",\"status\":\"confirmed\"}}",
+            )),
         },
         Intent {
             name: "competitor_comparison",
-            openers: &[
-                "How are you different from {competitor}?",
-                "we use {competitor} today, why would we switch?",
-            ],
+            openers: &["How are you different from {competitor}?", "we use {competitor} today, why would we switch?"],
             answers: &[
                 "Compared with {competitor}, teams mention three things: built-in {feature}, simpler permissions, and flat pricing per seat.",
                 "Most teams switching from {competitor} come for {feature} and stay for the reporting. We also import your {competitor} projects in one click.",
@@ -461,8 +456,10 @@ const SALES: Domain = Domain {
 
 const DOMAINS: [&Domain; 3] = [&SUPPORT, &COACHING, &SALES];
 
-const GREETINGS: &[&str] = &["", "", "", "", "Hi, ", "Hello! ", "hey ", "Hi there. ", "Good morning, ", "Quick question: "];
-const SIGN_OFFS: &[&str] = &["", "", "", "", " Thanks!", " thx", " Any ideas?", " 🙏", " Thanks in advance.", " (asking for my team)"];
+const GREETINGS: &[&str] =
+    &["", "", "", "", "Hi, ", "Hello! ", "hey ", "Hi there. ", "Good morning, ", "Quick question: "];
+const SIGN_OFFS: &[&str] =
+    &["", "", "", "", " Thanks!", " thx", " Any ideas?", " 🙏", " Thanks in advance.", " (asking for my team)"];
 const CLOSERS: &[&str] = &[
     "thanks, that worked!",
     "Perfect, thank you.",
@@ -520,7 +517,23 @@ fn slot(rng: &mut StdRng, name: &str) -> String {
         "amount_k" => format!("${}k", rng.random_range(45..180)),
         "date" => format!(
             "{} {}",
-            one(rng, &["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]),
+            one(
+                rng,
+                &[
+                    "January",
+                    "February",
+                    "March",
+                    "April",
+                    "May",
+                    "June",
+                    "July",
+                    "August",
+                    "September",
+                    "October",
+                    "November",
+                    "December"
+                ]
+            ),
             rng.random_range(1..29)
         ),
         "invoice" => format!("INV-{}", rng.random_range(10_000..99_999)),
@@ -531,17 +544,46 @@ fn slot(rng: &mut StdRng, name: &str) -> String {
         "weeks" => rng.random_range(4..13).to_string(),
         "plan" => one(rng, &["Starter", "Pro", "Team", "Business"]),
         "format" => one(rng, &["CSV", "JSON", "Excel"]),
-        "feature" => one(rng, &["Gantt charts", "time tracking", "SSO", "custom fields", "automations", "portfolio views"]),
+        "feature" => {
+            one(rng, &["Gantt charts", "time tracking", "SSO", "custom fields", "automations", "portfolio views"])
+        }
         "competitor" => one(rng, &["Asana", "Trello", "Monday.com", "ClickUp", "Jira", "Notion"]),
-        "company" => one(rng, &["Acme", "Globex", "Initech", "Umbrella Health", "Stark Logistics", "Wayne Foods", "Hooli"]),
+        "company" => {
+            one(rng, &["Acme", "Globex", "Initech", "Umbrella Health", "Stark Logistics", "Wayne Foods", "Hooli"])
+        }
         "email" => format!(
             "{}@{}.com",
             one(rng, &["anna", "ben", "carla", "dev", "eli", "fatima", "gus", "hana", "ivan", "jo"]),
             one(rng, &["acme", "globex", "initech", "hooli", "example"])
         ),
-        "job" => one(rng, &["teacher", "nurse", "accountant", "marketing lead", "project manager", "sales rep", "barista", "civil engineer"]),
-        "target_job" => one(rng, &["UX designer", "data analyst", "product manager", "software engineer", "therapist", "technical writer"]),
-        "service" => one(rng, &["logo design", "bookkeeping", "fitness coaching", "copywriting", "web development", "wedding photography"]),
+        "job" => one(
+            rng,
+            &[
+                "teacher",
+                "nurse",
+                "accountant",
+                "marketing lead",
+                "project manager",
+                "sales rep",
+                "barista",
+                "civil engineer",
+            ],
+        ),
+        "target_job" => one(
+            rng,
+            &["UX designer", "data analyst", "product manager", "software engineer", "therapist", "technical writer"],
+        ),
+        "service" => one(
+            rng,
+            &[
+                "logo design",
+                "bookkeeping",
+                "fitness coaching",
+                "copywriting",
+                "web development",
+                "wedding photography",
+            ],
+        ),
         "rate" => one(rng, &["$35", "$60", "$85", "$120", "$150"]),
         "limit" => one(rng, &["100 requests per minute", "600 requests per minute", "1,000 requests per minute"]),
         "http_error" => one(rng, &["429s", "429 Too Many Requests", "503 errors"]),
@@ -784,7 +826,10 @@ fn conversation(seed: u64, index: u64, now: OffsetDateTime) -> DemoConversation 
             }
             AgentTurn::Empty => {
                 note(&mut failures, FailureKind::EmptyReply);
-                reply_meta.insert("error".into(), json!(pick(&mut rng, &["model_overloaded", "upstream_timeout", "content_filter"])));
+                reply_meta.insert(
+                    "error".into(),
+                    json!(pick(&mut rng, &["model_overloaded", "upstream_timeout", "content_filter"])),
+                );
                 reply_meta.insert("finish_reason".into(), json!("error"));
                 pick(&mut rng, ERROR_REPLIES).to_owned()
             }
@@ -818,7 +863,13 @@ fn conversation(seed: u64, index: u64, now: OffsetDateTime) -> DemoConversation 
         .into_iter()
         .zip(times)
         .enumerate()
-        .map(|(n, (d, at))| DemoMessage { id: format!("m_{id}_{n}"), role: d.role, content: d.content, at, metadata: d.metadata })
+        .map(|(n, (d, at))| DemoMessage {
+            id: format!("m_{id}_{n}"),
+            role: d.role,
+            content: d.content,
+            at,
+            metadata: d.metadata,
+        })
         .collect();
     DemoConversation {
         id,
@@ -966,8 +1017,12 @@ mod tests {
             let msgs = &c.messages;
             let has = |k| c.failures.contains(&k);
             if has(FailureKind::ToolError) {
-                assert!(msgs.iter().any(|m| m.metadata.contains_key("tool_error")
-                    || (m.role == "tool" && m.metadata.contains_key("error"))), "{}", c.id);
+                assert!(
+                    msgs.iter().any(|m| m.metadata.contains_key("tool_error")
+                        || (m.role == "tool" && m.metadata.contains_key("error"))),
+                    "{}",
+                    c.id
+                );
             }
             if has(FailureKind::SlowTurn) {
                 assert!(msgs.iter().any(|m| m.metadata.get("latency_ms").and_then(Value::as_i64) >= Some(12_000)));
@@ -981,7 +1036,12 @@ mod tests {
             }
             if has(FailureKind::RepeatedQuestion) {
                 let users: Vec<_> = msgs.iter().filter(|m| m.role == "user").map(|m| &m.content).collect();
-                assert!(users.iter().enumerate().any(|(i, u)| users[..i].iter().any(|e| !e.is_empty() && u.ends_with(e.as_str()))));
+                assert!(
+                    users
+                        .iter()
+                        .enumerate()
+                        .any(|(i, u)| users[..i].iter().any(|e| !e.is_empty() && u.ends_with(e.as_str())))
+                );
             }
         }
     }

@@ -204,15 +204,15 @@ fn truncate_to_micros(t: OffsetDateTime) -> OffsetDateTime {
 pub fn parse_timestamp(field: &str, value: &Value, now: OffsetDateTime) -> Result<OffsetDateTime, ValidationError> {
     let t = match value {
         Value::String(s) => OffsetDateTime::parse(s.trim(), &Rfc3339).map_err(|_| {
-            ValidationError::new(field, "expected an RFC 3339 timestamp such as 2026-11-29T10:15:30.123Z, or epoch milliseconds")
+            ValidationError::new(
+                field,
+                "expected an RFC 3339 timestamp such as 2026-11-29T10:15:30.123Z, or epoch milliseconds",
+            )
         })?,
         Value::Number(n) => {
             let ms = n.as_i64().ok_or_else(|| ValidationError::new(field, "epoch milliseconds must be an integer"))?;
             if ms < EARLIEST_UNIX_MS {
-                return Err(ValidationError::new(
-                    field,
-                    "before 2000-01-01: send epoch milliseconds, not seconds",
-                ));
+                return Err(ValidationError::new(field, "before 2000-01-01: send epoch milliseconds, not seconds"));
             }
             OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
                 .map_err(|_| ValidationError::new(field, "out of range"))?
@@ -413,8 +413,9 @@ mod tests {
         .validate(now())
         .unwrap_err();
         assert_eq!(err.field, "messages[1].content");
-        let many: Vec<Value> =
-            (0..=MAX_MESSAGES).map(|i| json!({"role": "user", "content": i.to_string(), "timestamp": 1_795_947_330_123i64})).collect();
+        let many: Vec<Value> = (0..=MAX_MESSAGES)
+            .map(|i| json!({"role": "user", "content": i.to_string(), "timestamp": 1_795_947_330_123i64}))
+            .collect();
         let err = body(json!({"conversationId": "c", "messages": many})).validate(now()).unwrap_err();
         assert_eq!(err.field, "messages");
     }

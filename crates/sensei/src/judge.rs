@@ -267,8 +267,11 @@ mod tests {
 
     #[test]
     fn long_transcripts_keep_their_beginning_and_end() {
-        let messages: Vec<(String, String)> =
-            (0..100).map(|i| (if i % 2 == 0 { "user" } else { "assistant" }.to_owned(), format!("message {i} {}", "x".repeat(300)))).collect();
+        let messages: Vec<(String, String)> = (0..100)
+            .map(|i| {
+                (if i % 2 == 0 { "user" } else { "assistant" }.to_owned(), format!("message {i} {}", "x".repeat(300)))
+            })
+            .collect();
         let t = render_transcript(&messages);
         assert!(t.chars().count() <= MAX_TRANSCRIPT_CHARS + 100, "{}", t.len());
         assert!(t.starts_with("User: message 0 "));

@@ -6,8 +6,8 @@ pub mod alerts;
 pub mod analysis;
 pub mod batch;
 pub mod demo;
-pub mod eval;
 mod error;
+pub mod eval;
 pub mod ingest;
 pub mod jobs;
 pub mod judge;
@@ -19,9 +19,6 @@ pub mod webhook;
 
 pub use error::SenseiError;
 pub use ingest::{
-    IngestConversation, IngestMessage, MAX_CONTENT_BYTES, MAX_MESSAGES, Role, TrackBody, TrackMessage,
-    ValidationError,
+    IngestConversation, IngestMessage, MAX_CONTENT_BYTES, MAX_MESSAGES, Role, TrackBody, TrackMessage, ValidationError,
 };
-pub use service::{
-    ANALYSIS_JOB_KIND, ANALYSIS_QUEUE, EventOutcome, IngestOutcome, Ingestor, KeyContext, Source,
-};
+pub use service::{ANALYSIS_JOB_KIND, ANALYSIS_QUEUE, EventOutcome, IngestOutcome, Ingestor, KeyContext, Source};

@@ -234,8 +234,11 @@ impl Store {
 
     /// The failure with this id, if any.
     pub async fn get_failure(&self, id: Uuid) -> Result<Option<FailureRow>, StoreError> {
-        let stmt =
-            Query::select().columns(FAILURE_COLUMNS).from(Failures::Table).and_where(Expr::col(Failures::Id).eq(id)).to_owned();
+        let stmt = Query::select()
+            .columns(FAILURE_COLUMNS)
+            .from(Failures::Table)
+            .and_where(Expr::col(Failures::Id).eq(id))
+            .to_owned();
         self.fetch_optional::<FailureRow>(&stmt).await
     }
 

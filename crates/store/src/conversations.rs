@@ -255,9 +255,8 @@ pub(crate) fn rollup_update_many(
         let (earliest, latest) = (ts(kind, *earliest), ts(kind, *latest));
         count = count.case(id().eq(*conversation_id), col(Conversations::MessageCount).add(*inserted));
         last = last.case(
-            id().eq(*conversation_id).and(
-                col(Conversations::MessageCount).eq(0).or(col(Conversations::LastMessageAt).lt(latest.clone())),
-            ),
+            id().eq(*conversation_id)
+                .and(col(Conversations::MessageCount).eq(0).or(col(Conversations::LastMessageAt).lt(latest.clone()))),
             latest,
         );
         first = first.case(
@@ -268,7 +267,8 @@ pub(crate) fn rollup_update_many(
             ),
             earliest.clone(),
         );
-        started = started.case(id().eq(*conversation_id).and(col(Conversations::StartedAt).gt(earliest.clone())), earliest);
+        started =
+            started.case(id().eq(*conversation_id).and(col(Conversations::StartedAt).gt(earliest.clone())), earliest);
     }
     Query::update()
         .table(Conversations::Table)

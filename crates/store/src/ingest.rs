@@ -231,10 +231,8 @@ impl Store {
         }
         let jobs: Vec<NewJob> = gained.iter().map(|g| job(g.0)).collect();
         self.enqueue_many_in(&mut tx, &jobs).await?;
-        let links: Vec<(&str, Uuid)> = proceed
-            .iter()
-            .filter_map(|&i| Some((writes[i].event_id.as_deref()?, conversation_of[i]?)))
-            .collect();
+        let links: Vec<(&str, Uuid)> =
+            proceed.iter().filter_map(|&i| Some((writes[i].event_id.as_deref()?, conversation_of[i]?))).collect();
         for chunk in links.chunks(rows_per_statement(kind)) {
             let mut case = Expr::case(Expr::col(IngestEvents::EventId).eq(chunk[0].0), Expr::val(chunk[0].1));
             for (event, conversation) in &chunk[1..] {

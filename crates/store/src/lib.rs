@@ -26,22 +26,22 @@ mod trends;
 
 pub use admin::*;
 pub use alerts::{AlertEventRow, AlertRuleState, AlertSettings, FailureRate, NewAlertEvent};
-pub use analytics::{Bucket, FailureCount, PeriodStats};
 pub use analysis::{AnalysisOutcome, AnalysisWrite, FailureRow, FailureWrite};
+pub use analytics::{Bucket, FailureCount, PeriodStats};
 pub use conversation_list::{ConversationFilter, ConversationSort, SortKey};
 pub use conversations::{ConversationRow, InsertOutcome, MessageRow, NewConversation, NewMessage};
 pub use db::{Store, StoreKind, create_scratch_schema, drop_scratch_schema};
 pub use dialect::now;
 pub use error::StoreError;
-pub use failure_list::{FailureListFilter, FailureListRow};
 pub use evaluations::{EvaluationRow, NewEvaluation};
+pub use failure_list::{FailureListFilter, FailureListRow};
 pub use ingest::{IngestWrite, IngestWriteOutcome, IngestedMessage};
 pub use jobs::*;
 pub use llm_calls::{LlmCallFigures, LlmCallFilter, LlmCallRow};
 pub use memories::*;
-pub use saved_views::SavedViewRow;
-pub use trends::HealthPoint;
-pub use session_report::{SessionFunnel, SessionLeadFilter};
 pub use patterns::{
     ConversationEmbedding, PatternRunRow, PatternRunWrite, PatternSource, PatternWrite, UsagePatternRow,
 };
+pub use saved_views::SavedViewRow;
+pub use session_report::{SessionFunnel, SessionLeadFilter};
+pub use trends::HealthPoint;

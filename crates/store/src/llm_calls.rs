@@ -270,11 +270,9 @@ impl Store {
         }
         if let Some((at, id)) = f.before {
             let at = crate::dialect::ts(kind, at);
-            stmt.cond_where(
-                sea_query::Cond::any()
-                    .add(Expr::col(LlmCalls::StartedAt).lt(at.clone()))
-                    .add(sea_query::Cond::all().add(Expr::col(LlmCalls::StartedAt).eq(at)).add(Expr::col(LlmCalls::Id).lt(id))),
-            );
+            stmt.cond_where(sea_query::Cond::any().add(Expr::col(LlmCalls::StartedAt).lt(at.clone())).add(
+                sea_query::Cond::all().add(Expr::col(LlmCalls::StartedAt).eq(at)).add(Expr::col(LlmCalls::Id).lt(id)),
+            ));
         }
         if let Some(id) = f.session_id {
             stmt.and_where(Expr::col(LlmCalls::SessionId).eq(id));

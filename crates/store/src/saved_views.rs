@@ -94,7 +94,11 @@ impl Store {
     }
 
     pub async fn get_saved_view(&self, id: Uuid) -> Result<Option<SavedViewRow>, StoreError> {
-        let stmt = Query::select().columns(COLUMNS).from(SavedViews::Table).and_where(Expr::col(SavedViews::Id).eq(id)).to_owned();
+        let stmt = Query::select()
+            .columns(COLUMNS)
+            .from(SavedViews::Table)
+            .and_where(Expr::col(SavedViews::Id).eq(id))
+            .to_owned();
         self.fetch_optional::<SavedViewRow>(&stmt).await
     }
 
@@ -111,7 +115,9 @@ impl Store {
         if let Some(page) = page {
             stmt.and_where(Expr::col(SavedViews::Page).eq(page));
         }
-        stmt.order_by(SavedViews::Page, Order::Asc).order_by(SavedViews::Name, Order::Asc).order_by(SavedViews::Id, Order::Asc);
+        stmt.order_by(SavedViews::Page, Order::Asc)
+            .order_by(SavedViews::Name, Order::Asc)
+            .order_by(SavedViews::Id, Order::Asc);
         self.fetch_all::<SavedViewRow>(&stmt).await
     }
 }

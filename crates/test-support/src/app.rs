@@ -66,7 +66,11 @@ impl TestApp {
     /// token for it, as `POST /api/v1/auth/login` would issue.
     pub async fn admin_token(&self) -> String {
         let email = format!("admin-{}@example.com", uuid::Uuid::now_v7().simple());
-        let admin = self.store.create_admin(&email, "$argon2id$v=19$m=19456,t=2,p=1$placeholder$placeholder").await.expect("admin");
+        let admin = self
+            .store
+            .create_admin(&email, "$argon2id$v=19$m=19456,t=2,p=1$placeholder$placeholder")
+            .await
+            .expect("admin");
         self.state.admin().verifier.issue_local(admin.id, &admin.email).expect("token").token
     }
 

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod db;
+pub mod node;
 
 pub use app::{TestApp, expect_error, expect_json};
 pub use db::{Backend, TestDb};

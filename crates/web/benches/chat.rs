@@ -555,8 +555,10 @@ async fn breakdown_run(args: &Args, backend: Backend) -> anyhow::Result<Value> {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let store = app.store.clone();
     let session_id: mentorfy_core::SessionId = sessions[0].parse().map_err(|_| anyhow::anyhow!("session id"))?;
-    let conversation =
-        store.find_conversation("mentorfy", "production", &sessions[0]).await?.context("the probe turns created no conversation")?;
+    let conversation = store
+        .find_conversation("mentorfy", "production", &sessions[0])
+        .await?
+        .context("the probe turns created no conversation")?;
     let limit = args.history_turns * 2 + 1;
     let names = ["get_session", "find_conversation", "insert_message (transaction)", "recent_messages", "all four"];
     let mut hists = Vec::new();

@@ -8,8 +8,10 @@ use utoipa_axum::routes;
 
 use axum::extract::DefaultBodyLimit;
 
-use crate::api::{admin, analytics, chat, conversations, health, ingest, llm_calls, memories, saved_views, sessions, settings};
 use crate::api::session_report;
+use crate::api::{
+    admin, analytics, chat, conversations, health, ingest, llm_calls, memories, saved_views, sessions, settings,
+};
 use crate::state::AppState;
 
 #[derive(OpenApi)]

@@ -34,8 +34,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::admin_auth::AdminServices;
 use crate::error::AppError;
 use crate::extract::BODY_LIMIT;
-use crate::routes;
 use crate::rate_limit::Gcra;
+use crate::routes;
 use crate::state::{AppState, AuthSetup, JobsSetup, MentorSetup, SenseiSetup};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -173,7 +173,8 @@ fn judge(
         _ => mentorfy_llm::ProviderKind::OpenAi,
     };
     if gateway.provider(provider).is_none() {
-        let key = if provider == mentorfy_llm::ProviderKind::Anthropic { "ANTHROPIC_API_KEY" } else { "OPENAI_API_KEY" };
+        let key =
+            if provider == mentorfy_llm::ProviderKind::Anthropic { "ANTHROPIC_API_KEY" } else { "OPENAI_API_KEY" };
         return Err(StartupError(format!(
             "SENSEI_JUDGE_MODEL uses {provider}, which is not configured: set {key} (or clear SENSEI_JUDGE_MODEL)"
         )));

@@ -15,8 +15,8 @@ use mentorfy_sensei::alerts::Alerts;
 use uuid::Uuid;
 
 use crate::admin_auth::AdminServices;
-use crate::rate_limit::Gcra;
 use crate::error::AppError;
+use crate::rate_limit::Gcra;
 
 #[derive(Clone)]
 pub struct AppState {

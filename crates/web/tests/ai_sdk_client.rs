@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use mentorfy_fakes::anthropic::{FakeAnthropic, Recorded, Reply};
-use mentorfy_test_support::{TestApp, TestDb, both_backends};
+use mentorfy_test_support::{TestApp, TestDb, both_backends, node};
 use serde_json::{Value, json};
 
 both_backends!(the_ai_sdk_client_parses_and_assembles_every_scenario);
@@ -50,29 +50,20 @@ fn node_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/node")
 }
 
-fn have_node() -> bool {
-    Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
-fn ensure_packages() {
-    let dir = node_dir();
-    if dir.join("node_modules/ai/package.json").exists() && dir.join("node_modules/ai-latest/package.json").exists() {
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .status()
-        .expect("npm runs (Node is installed)");
-    assert!(status.success(), "npm ci in tests/node failed");
-}
-
 async fn the_ai_sdk_client_parses_and_assembles_every_scenario(db: TestDb) {
-    if !have_node() {
+    if !node::have_node() {
         eprintln!("SKIPPED: node is not installed; the AI SDK client test needs Node 20+");
         return;
     }
-    tokio::task::spawn_blocking(ensure_packages).await.unwrap();
+    tokio::task::spawn_blocking(|| {
+        node::ensure_packages(
+            &node_dir(),
+            &["node_modules/ai/package.json", "node_modules/ai-latest/package.json"],
+            &[],
+        );
+    })
+    .await
+    .unwrap();
 
     let fake = FakeAnthropic::start().await;
     let calls = std::sync::Arc::new(AtomicU32::new(0));

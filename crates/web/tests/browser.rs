@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use mentorfy_fakes::anthropic::{FakeAnthropic, Reply};
-use mentorfy_test_support::{TestApp, TestDb, both_backends, expect_json};
+use mentorfy_test_support::{TestApp, TestDb, both_backends, expect_json, node};
 use serde_json::{Value, json};
 
 both_backends!(the_dashboard_works_in_a_browser);
@@ -53,24 +53,6 @@ fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser")
 }
 
-fn have_node() -> bool {
-    Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
-fn ensure_packages() {
-    let dir = browser_dir();
-    if dir.join("node_modules/playwright-core/package.json").exists() {
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-        .current_dir(&dir)
-        .status()
-        .expect("npm runs (Node is installed)");
-    assert!(status.success(), "npm ci in tests/browser failed");
-}
-
 fn transcript(lines: &[(&str, &str)], start: time::OffsetDateTime) -> Vec<Value> {
     let fmt = &time::format_description::well_known::Rfc3339;
     lines
@@ -84,7 +66,8 @@ fn transcript(lines: &[(&str, &str)], start: time::OffsetDateTime) -> Vec<Value>
 }
 
 async fn track(app: &TestApp, key: &str, body: Value) {
-    let res = app.client.post(app.url("/api/v1/conversations/track")).bearer_auth(key).json(&body).send().await.unwrap();
+    let res =
+        app.client.post(app.url("/api/v1/conversations/track")).bearer_auth(key).json(&body).send().await.unwrap();
     expect_json(res, 202).await;
 }
 
@@ -104,7 +87,7 @@ async fn analysed(app: &TestApp, id: &str) -> mentorfy_store::ConversationRow {
 }
 
 async fn the_dashboard_works_in_a_browser(db: TestDb) {
-    if !have_node() {
+    if !node::have_node() {
         eprintln!("SKIPPED browser tests: node is not installed; the browser test needs Node 20+");
         return;
     }
@@ -113,7 +96,15 @@ async fn the_dashboard_works_in_a_browser(db: TestDb) {
         eprintln!("{NO_CHROMIUM}");
         return;
     }
-    tokio::task::spawn_blocking(ensure_packages).await.unwrap();
+    tokio::task::spawn_blocking(|| {
+        node::ensure_packages(
+            &browser_dir(),
+            &["node_modules/playwright-core/package.json"],
+            &[("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")],
+        );
+    })
+    .await
+    .unwrap();
     let backend = format!("{:?}", db.backend).to_lowercase();
 
     let fake = FakeAnthropic::start().await;
@@ -121,11 +112,7 @@ async fn the_dashboard_works_in_a_browser(db: TestDb) {
     let fake_url = fake.url();
     let app = TestApp::spawn_with(
         db,
-        &[
-            ("ANTHROPIC_API_KEY", "sk-ant-test"),
-            ("ANTHROPIC_BASE_URL", &fake_url),
-            ("SENSEI_ANALYSIS_DEBOUNCE", "0ms"),
-        ],
+        &[("ANTHROPIC_API_KEY", "sk-ant-test"), ("ANTHROPIC_BASE_URL", &fake_url), ("SENSEI_ANALYSIS_DEBOUNCE", "0ms")],
     )
     .await;
 

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::Mutex;
 
 use mentorfy_fakes::openai::{FakeOpenAi, Reply};
-use mentorfy_test_support::{TestApp, TestDb, both_backends};
+use mentorfy_test_support::{TestApp, TestDb, both_backends, node};
 
 both_backends!(the_typescript_sdk_tracks_into_the_real_server);
 
@@ -24,26 +24,8 @@ fn sdk_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sdks/typescript")
 }
 
-fn have_node() -> bool {
-    Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success())
-        && Command::new("npm").arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
-fn ensure_packages() {
-    let dir = sdk_dir();
-    if dir.join("node_modules/typescript/package.json").exists() {
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .status()
-        .expect("npm runs (Node is installed)");
-    assert!(status.success(), "npm ci in sdks/typescript failed");
-}
-
 async fn the_typescript_sdk_tracks_into_the_real_server(db: TestDb) {
-    if !have_node() {
+    if !node::have_node() {
         eprintln!("SKIPPED: node/npm are not installed; the TypeScript SDK test needs Node 20+");
         return;
     }
@@ -54,7 +36,7 @@ async fn the_typescript_sdk_tracks_into_the_real_server(db: TestDb) {
         .try_init();
     tokio::task::spawn_blocking(|| {
         let _one_at_a_time = NPM.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        ensure_packages();
+        node::ensure_packages(&sdk_dir(), &["node_modules/typescript/package.json"], &[]);
     })
     .await
     .unwrap();

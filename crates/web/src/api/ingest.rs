@@ -220,8 +220,11 @@ pub async fn ingest(
     }
     let body: BatchBody = parse_json(&bytes)?;
     if body.batch.len() > MAX_BATCH_EVENTS {
-        return Err(payload_too_large(MAX_BATCH_BYTES, json!({"max_bytes": MAX_BATCH_BYTES, "max_events": MAX_BATCH_EVENTS}))
-            .with_message(format!("{} events; at most {MAX_BATCH_EVENTS} per batch", body.batch.len())));
+        return Err(payload_too_large(
+            MAX_BATCH_BYTES,
+            json!({"max_bytes": MAX_BATCH_BYTES, "max_events": MAX_BATCH_EVENTS}),
+        )
+        .with_message(format!("{} events; at most {MAX_BATCH_EVENTS} per batch", body.batch.len())));
     }
     let mut errors = Vec::new();
     let mut valid = Vec::new();
@@ -298,8 +301,10 @@ fn otel_error(e: OtelDecodeError) -> AppError {
             "unsupported_media_type",
             format!("Content-Type '{ct}' is not supported: send application/x-protobuf or application/json"),
         ),
-        OtelDecodeError::Malformed(why) => {
-            AppError::new(StatusCode::BAD_REQUEST, "malformed_otlp", format!("the OTLP body could not be decoded: {why}"))
-        }
+        OtelDecodeError::Malformed(why) => AppError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_otlp",
+            format!("the OTLP body could not be decoded: {why}"),
+        ),
     }
 }

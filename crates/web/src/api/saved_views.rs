@@ -71,7 +71,8 @@ fn check_name(name: &str) -> Result<String, AppError> {
 /// Filters are a flat object of strings, numbers and booleans (query parameters), at most 4 KiB; those of the
 /// conversations page must be a valid conversations query.
 fn check_filters(page: &str, filters: &Value) -> Result<(), AppError> {
-    let obj: &Map<String, Value> = filters.as_object().ok_or_else(|| invalid("filters", "filters must be an object"))?;
+    let obj: &Map<String, Value> =
+        filters.as_object().ok_or_else(|| invalid("filters", "filters must be an object"))?;
     if filters.to_string().len() > MAX_FILTERS_BYTES {
         return Err(invalid("filters", format!("filters must be at most {MAX_FILTERS_BYTES} bytes")));
     }

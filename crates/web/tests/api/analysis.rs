@@ -15,7 +15,8 @@ both_backends!(
 );
 
 async fn track(app: &TestApp, key: &str, body: Value) {
-    let res = app.client.post(app.url("/api/v1/conversations/track")).bearer_auth(key).json(&body).send().await.unwrap();
+    let res =
+        app.client.post(app.url("/api/v1/conversations/track")).bearer_auth(key).json(&body).send().await.unwrap();
     expect_json(res, 202).await;
 }
 
@@ -127,9 +128,11 @@ async fn a_happy_conversation_gets_no_failures_and_high_health(db: TestDb) {
 }
 
 async fn a_quiet_conversation_becomes_final_and_a_new_message_reopens_it(db: TestDb) {
-    let app =
-        TestApp::spawn_with(db, &[("SENSEI_ANALYSIS_DEBOUNCE", "0ms"), ("SENSEI_IDLE_TIMEOUT", "2s"), ("MENTORFY_JOB_POLL_INTERVAL", "100ms")])
-            .await;
+    let app = TestApp::spawn_with(
+        db,
+        &[("SENSEI_ANALYSIS_DEBOUNCE", "0ms"), ("SENSEI_IDLE_TIMEOUT", "2s"), ("MENTORFY_JOB_POLL_INTERVAL", "100ms")],
+    )
+    .await;
     let key = app.api_key(None).await;
     let now = time::OffsetDateTime::now_utc() - time::Duration::seconds(21);
     track(&app, &key, json!({"conversationId": "live", "messages": transcript(&HAPPY[..2], now)})).await;
@@ -147,6 +150,7 @@ async fn a_quiet_conversation_becomes_final_and_a_new_message_reopens_it(db: Tes
     .await;
     let reopened = app.store.find_conversation("api", "production", "live").await.unwrap().unwrap();
     assert_eq!(reopened.status, "active");
-    let again = analysed(&app, "production", "live", |c| c.status == "idle" && c.final_at.is_some_and(|f| f > final_at)).await;
+    let again =
+        analysed(&app, "production", "live", |c| c.status == "idle" && c.final_at.is_some_and(|f| f > final_at)).await;
     assert_eq!(again.message_count, 3);
 }

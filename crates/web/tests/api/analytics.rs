@@ -17,7 +17,14 @@ both_backends!(
 
 /// A conversation with two messages at `at`, analysed with `health` and failures of `kinds` (pointing at the
 /// user message) when `health` is given.
-async fn conversation(store: &Store, name: &str, env: &str, at: OffsetDateTime, health: Option<f64>, kinds: &[&str]) -> Uuid {
+async fn conversation(
+    store: &Store,
+    name: &str,
+    env: &str,
+    at: OffsetDateTime,
+    health: Option<f64>,
+    kinds: &[&str],
+) -> Uuid {
     let c = store
         .upsert_conversation(NewConversation {
             source: "api",
@@ -103,14 +110,21 @@ async fn summary_compares_the_period_with_the_one_before(db: TestDb) {
     let body = expect_json(get(&app, &token, "/api/v1/analytics/summary").await, 200).await;
     assert_eq!(body["range"], "7d");
     let cur = &body["current"];
-    assert_eq!((cur["conversations"].as_i64(), cur["messages"].as_i64(), cur["analysed"].as_i64()), (Some(3), Some(6), Some(2)));
+    assert_eq!(
+        (cur["conversations"].as_i64(), cur["messages"].as_i64(), cur["analysed"].as_i64()),
+        (Some(3), Some(6), Some(2))
+    );
     assert_eq!(cur["avgHealth"].as_f64(), Some(60.0));
     assert_eq!(cur["failureRate"].as_f64(), Some(0.3333));
     let prev = &body["previous"];
-    assert_eq!((prev["conversations"].as_i64(), prev["avgHealth"].as_f64(), prev["failureRate"].as_f64()), (Some(2), Some(60.0), Some(0.0)));
+    assert_eq!(
+        (prev["conversations"].as_i64(), prev["avgHealth"].as_f64(), prev["failureRate"].as_f64()),
+        (Some(2), Some(60.0), Some(0.0))
+    );
     assert_eq!(body["change"], json!({"conversationsPct": 50.0, "avgHealthDelta": 0.0, "failureRateDelta": 0.3333}));
 
-    let staging = expect_json(get(&app, &token, "/api/v1/analytics/summary?range=24h&environment=staging").await, 200).await;
+    let staging =
+        expect_json(get(&app, &token, "/api/v1/analytics/summary?range=24h&environment=staging").await, 200).await;
     assert_eq!(staging["current"]["conversations"], 1);
     assert!(staging["current"]["avgHealth"].is_null(), "nothing analysed: no average, not 0");
     assert!(staging["change"]["conversationsPct"].is_null(), "no previous conversations: no percentage");
@@ -128,7 +142,10 @@ async fn patterns_come_from_the_latest_run(db: TestDb) {
     let now = OffsetDateTime::now_utc();
     let mut ids = Vec::new();
     for i in 0..4 {
-        ids.push(conversation(&app.store, &format!("c{i}"), "production", now - Duration::hours(i + 1), Some(50.0), &[]).await);
+        ids.push(
+            conversation(&app.store, &format!("c{i}"), "production", now - Duration::hours(i + 1), Some(50.0), &[])
+                .await,
+        );
     }
     let pattern = |label: &str, members: &[Uuid]| PatternWrite {
         label: label.to_owned(),
@@ -170,7 +187,15 @@ async fn failure_trends_count_per_type_and_bucket(db: TestDb) {
     let app = TestApp::spawn(db).await;
     let now = OffsetDateTime::now_utc();
     let s = &app.store;
-    conversation(s, "a", "production", now - Duration::days(1), Some(30.0), &["user_frustration", "escalation_request"]).await;
+    conversation(
+        s,
+        "a",
+        "production",
+        now - Duration::days(1),
+        Some(30.0),
+        &["user_frustration", "escalation_request"],
+    )
+    .await;
     conversation(s, "b", "production", now - Duration::days(1), Some(30.0), &["user_frustration"]).await;
     conversation(s, "c", "staging", now - Duration::days(3), Some(30.0), &["user_frustration"]).await;
     conversation(s, "old", "production", now - Duration::days(20), Some(30.0), &["tool_error"]).await;
@@ -192,12 +217,14 @@ async fn failure_trends_count_per_type_and_bucket(db: TestDb) {
     assert_eq!(series(&body, "escalation_request")["total"], 1);
     assert!(series(&body, "tool_error").is_null(), "outside the range");
 
-    let staging = expect_json(get(&app, &token, "/api/v1/analytics/failures/trends?environment=staging").await, 200).await;
+    let staging =
+        expect_json(get(&app, &token, "/api/v1/analytics/failures/trends?environment=staging").await, 200).await;
     assert_eq!(staging["series"].as_array().unwrap().len(), 1);
     let hourly = expect_json(get(&app, &token, "/api/v1/analytics/failures/trends?range=24h").await, 200).await;
     assert_eq!(hourly["bucket"], "hour");
     assert!((24..=25).contains(&hourly["buckets"].as_array().unwrap().len()));
-    let month = expect_json(get(&app, &token, "/api/v1/analytics/failures/trends?range=30d&bucket=day").await, 200).await;
+    let month =
+        expect_json(get(&app, &token, "/api/v1/analytics/failures/trends?range=30d&bucket=day").await, 200).await;
     assert_eq!(series(&month, "tool_error")["total"], 1);
     app.stop().await.unwrap();
 }
@@ -231,7 +258,8 @@ async fn health_trends_average_per_bucket(db: TestDb) {
     let total: i64 = body["conversations"].as_array().unwrap().iter().map(|n| n.as_i64().unwrap()).sum();
     assert_eq!(total, 4, "the 20-day-old conversation is outside 7d");
 
-    let staging = expect_json(get(&app, &token, "/api/v1/analytics/health/trends?environment=staging").await, 200).await;
+    let staging =
+        expect_json(get(&app, &token, "/api/v1/analytics/health/trends?environment=staging").await, 200).await;
     let total: i64 = staging["conversations"].as_array().unwrap().iter().map(|n| n.as_i64().unwrap()).sum();
     assert_eq!(total, 1);
     let hourly = expect_json(get(&app, &token, "/api/v1/analytics/health/trends?range=24h").await, 200).await;

@@ -152,7 +152,9 @@ async fn every_sort_pages_through_all_conversations_once(db: TestDb) {
                 "last_message_at" => w[0]["lastMessageAt"].as_str() <= w[1]["lastMessageAt"].as_str(),
                 "-started_at" => w[0]["startedAt"].as_str() >= w[1]["startedAt"].as_str(),
                 // Not yet analysed: last in both directions of health.
-                "health" => w[1]["healthScore"].is_null() || (!w[0]["healthScore"].is_null() && health(&w[0]) <= health(&w[1])),
+                "health" => {
+                    w[1]["healthScore"].is_null() || (!w[0]["healthScore"].is_null() && health(&w[0]) <= health(&w[1]))
+                }
                 _ => health(&w[0]) >= health(&w[1]),
             };
             assert!(ok, "{sort}: {} then {}", w[0], w[1]);
@@ -169,10 +171,12 @@ async fn pages_stay_consistent_while_new_conversations_arrive(db: TestDb) {
     let cursor = first["nextCursor"].as_str().unwrap().to_owned();
     // A newer conversation arrives between two pages: it belongs before the cursor, so it never shows up later.
     seed_named(&app.store, OffsetDateTime::now_utc(), "late").await;
-    let mut seen: Vec<String> = first["data"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
+    let mut seen: Vec<String> =
+        first["data"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
     let mut next = Some(cursor);
     while let Some(c) = next {
-        let body = expect_json(get(&app, &token, &format!("/api/v1/conversations?limit=10&cursor={c}")).await, 200).await;
+        let body =
+            expect_json(get(&app, &token, &format!("/api/v1/conversations?limit=10&cursor={c}")).await, 200).await;
         seen.extend(body["data"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()));
         next = body["nextCursor"].as_str().map(str::to_owned);
     }
@@ -222,7 +226,9 @@ async fn filters_narrow_the_listing(db: TestDb) {
     // Time: everything is from yesterday.
     let (rows, _) = all_pages(&app, &token, "range=24h").await;
     assert!(rows.len() >= N - 2, "{}", rows.len());
-    let future = (OffsetDateTime::now_utc() + Duration::hours(1)).format(&time::format_description::well_known::Rfc3339).unwrap();
+    let future = (OffsetDateTime::now_utc() + Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
     let (rows, _) = all_pages(&app, &token, &format!("from={}", future.replace('+', "%2B"))).await;
     assert!(rows.is_empty());
     // A pattern: its members only.
@@ -255,8 +261,14 @@ async fn one_conversation_has_messages_health_and_failures(db: TestDb) {
     let health = expect_json(get(&app, &token, &format!("/api/v1/conversations/{fresh}/health")).await, 200).await;
     assert!(health["score"].is_null());
     for path in ["messages", "health", "failures"] {
-        expect_error(get(&app, &token, &format!("/api/v1/conversations/{}/{path}", Uuid::now_v7())).await, 404, "not_found").await;
-        expect_error(get(&app, &token, &format!("/api/v1/conversations/not-a-uuid/{path}")).await, 404, "not_found").await;
+        expect_error(
+            get(&app, &token, &format!("/api/v1/conversations/{}/{path}", Uuid::now_v7())).await,
+            404,
+            "not_found",
+        )
+        .await;
+        expect_error(get(&app, &token, &format!("/api/v1/conversations/not-a-uuid/{path}")).await, 404, "not_found")
+            .await;
     }
     app.stop().await.unwrap();
 }
@@ -281,7 +293,11 @@ async fn failures_are_acknowledged_and_resolved_idempotently(db: TestDb) {
     }
     let e = expect_error(patch("closed").await.unwrap(), 400, "invalid_field").await;
     assert_eq!(e["details"]["field"], "status");
-    assert_eq!(app.store.list_failures(seeded.ids[3]).await.unwrap()[0].status, "open", "a refused update changes nothing");
+    assert_eq!(
+        app.store.list_failures(seeded.ids[3]).await.unwrap()[0].status,
+        "open",
+        "a refused update changes nothing"
+    );
     let res = app
         .client
         .patch(app.url(&format!("/api/v1/failures/{}", Uuid::now_v7())))
@@ -315,7 +331,8 @@ async fn bad_queries_and_missing_auth_get_error_envelopes(db: TestDb) {
         ("cursor=garbage", "cursor"),
         ("colour=blue", "colour"),
     ] {
-        let e = expect_error(get(&app, &token, &format!("/api/v1/conversations?{query}")).await, 400, "invalid_query").await;
+        let e = expect_error(get(&app, &token, &format!("/api/v1/conversations?{query}")).await, 400, "invalid_query")
+            .await;
         assert_eq!(e["details"]["field"], field, "{query}: {e}");
     }
     expect_error(app.get("/api/v1/conversations").await, 401, "unauthorized").await;

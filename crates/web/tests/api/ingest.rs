@@ -111,9 +111,18 @@ async fn track_rejections_name_the_field_and_store_nothing(db: TestDb) {
     let msg = |content: &str| json!({"role": "user", "content": content, "timestamp": T});
     let cases = [
         (json!({"messages": [msg("a")]}), "conversationId"),
-        (json!({"conversationId": "bad", "messages": [msg("ok"), {"role": "robot", "content": "x", "timestamp": T}]}), "messages[1].role"),
-        (json!({"conversationId": "bad", "messages": [msg("ok"), {"role": "user", "content": "x", "timestamp": 1_764_410_400}]}), "messages[1].timestamp"),
-        (json!({"conversationId": "bad", "messages": [msg("ok"), {"role": "user", "content": "x"}]}), "messages[1].timestamp"),
+        (
+            json!({"conversationId": "bad", "messages": [msg("ok"), {"role": "robot", "content": "x", "timestamp": T}]}),
+            "messages[1].role",
+        ),
+        (
+            json!({"conversationId": "bad", "messages": [msg("ok"), {"role": "user", "content": "x", "timestamp": 1_764_410_400}]}),
+            "messages[1].timestamp",
+        ),
+        (
+            json!({"conversationId": "bad", "messages": [msg("ok"), {"role": "user", "content": "x"}]}),
+            "messages[1].timestamp",
+        ),
         (json!({"conversationId": "bad", "messages": [msg("ok"), msg(&"é".repeat(40_000))]}), "messages[1].content"),
         (json!({"conversationId": "bad", "messages": []}), "messages"),
         (json!({"conversationId": "bad", "messages": [msg("a")], "colour": "red"}), "colour"),
@@ -125,16 +134,34 @@ async fn track_rejections_name_the_field_and_store_nothing(db: TestDb) {
         assert!(err["message"].as_str().unwrap().starts_with(field), "{err}");
     }
     let many: Vec<Value> = (0..501).map(|i| msg(&i.to_string())).collect();
-    let err = expect_error(post(&app, url, &key, &json!({"conversationId": "bad", "messages": many})).await, 400, "invalid_field").await;
+    let err = expect_error(
+        post(&app, url, &key, &json!({"conversationId": "bad", "messages": many})).await,
+        400,
+        "invalid_field",
+    )
+    .await;
     assert!(err["message"].as_str().unwrap().contains("500"), "{err}");
     // Over 1 MiB: 413 with the limit.
     let huge: Vec<Value> = (0..20).map(|_| msg(&"x".repeat(60_000))).collect();
-    let err = expect_error(post(&app, url, &key, &json!({"conversationId": "bad", "messages": huge})).await, 413, "payload_too_large").await;
+    let err = expect_error(
+        post(&app, url, &key, &json!({"conversationId": "bad", "messages": huge})).await,
+        413,
+        "payload_too_large",
+    )
+    .await;
     assert_eq!(err["details"]["max_bytes"], 1024 * 1024);
     // Not JSON.
     let res = app.client.post(app.url(url)).bearer_auth(&key).body("conversationId=x").send().await.unwrap();
     expect_error(res, 415, "unsupported_media_type").await;
-    let res = app.client.post(app.url(url)).bearer_auth(&key).header("content-type", "application/json").body("{").send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url(url))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
     expect_error(res, 400, "malformed_json").await;
     // Nothing partial was stored: the valid first messages of rejected requests are not there.
     assert!(app.store.find_conversation("api", "production", "bad").await.unwrap().is_none());
@@ -188,10 +215,16 @@ async fn batch_reports_each_event_and_dedupes_event_ids(db: TestDb) {
     ]});
     let res = post(&app, "/api/v1/ingest", &key, &batch).await;
     let body = expect_json(res, 207).await;
-    assert_eq!(body["successes"], json!([{"id": "e1", "status": 201}, {"id": "e2", "status": 201}, {"id": "e6", "status": 201}]));
+    assert_eq!(
+        body["successes"],
+        json!([{"id": "e1", "status": 201}, {"id": "e2", "status": 201}, {"id": "e6", "status": 201}])
+    );
     let errors = body["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 3, "{body}");
-    assert_eq!((errors[0]["id"].clone(), errors[0]["status"].clone(), errors[0]["index"].clone()), (json!("e3"), json!(400), json!(2)));
+    assert_eq!(
+        (errors[0]["id"].clone(), errors[0]["status"].clone(), errors[0]["index"].clone()),
+        (json!("e3"), json!(400), json!(2))
+    );
     assert!(errors[0]["message"].as_str().unwrap().starts_with("body.messages[0].role"), "{body}");
     assert_eq!(errors[1]["id"], "e4");
     assert_eq!((errors[2]["id"].clone(), errors[2]["index"].clone()), (Value::Null, json!(4)));
@@ -206,7 +239,10 @@ async fn batch_reports_each_event_and_dedupes_event_ids(db: TestDb) {
     let retry = json!({"batch": [event("e1", "b-1", "hello"), event("e6", "b-2", "second conversation"),
         {"id": "e3", "type": "track", "body": {"conversationId": "b-2", "messages": [{"role": "user", "content": "fixed", "timestamp": T}]}}]});
     let body = expect_json(post(&app, "/api/v1/ingest", &key, &retry).await, 207).await;
-    assert_eq!(body, json!({"successes": [{"id": "e1", "status": 200}, {"id": "e6", "status": 200}, {"id": "e3", "status": 201}], "errors": []}));
+    assert_eq!(
+        body,
+        json!({"successes": [{"id": "e1", "status": 200}, {"id": "e6", "status": 200}, {"id": "e3", "status": 201}], "errors": []})
+    );
     let b2 = app.store.find_conversation("api", "production", "b-2").await.unwrap().unwrap();
     assert_eq!(b2.message_count, 2);
     // An id repeated inside one batch is stored once.
@@ -227,12 +263,15 @@ async fn batch_limits_are_whole_request_413s(db: TestDb) {
     let app = TestApp::spawn(db).await;
     let key = app.api_key(None).await;
     let many: Vec<Value> = (0..1001).map(|i| event(&format!("e{i}"), "many", "x")).collect();
-    let err = expect_error(post(&app, "/api/v1/ingest", &key, &json!({"batch": many})).await, 413, "payload_too_large").await;
+    let err =
+        expect_error(post(&app, "/api/v1/ingest", &key, &json!({"batch": many})).await, 413, "payload_too_large").await;
     assert_eq!(err["details"], json!({"max_bytes": 3_500_000, "max_events": 1000}));
     let big: Vec<Value> = (0..8).map(|i| event(&format!("b{i}"), "big", &"y".repeat(500_000))).collect();
-    let err = expect_error(post(&app, "/api/v1/ingest", &key, &json!({"batch": big})).await, 413, "payload_too_large").await;
+    let err =
+        expect_error(post(&app, "/api/v1/ingest", &key, &json!({"batch": big})).await, 413, "payload_too_large").await;
     assert_eq!(err["details"]["max_bytes"], 3_500_000);
-    let err = expect_error(post(&app, "/api/v1/ingest", &key, &json!({"events": []})).await, 400, "invalid_field").await;
+    let err =
+        expect_error(post(&app, "/api/v1/ingest", &key, &json!({"events": []})).await, 400, "invalid_field").await;
     assert_eq!(err["details"]["field"], "events");
     assert!(app.store.find_conversation("api", "production", "many").await.unwrap().is_none());
 }
@@ -287,7 +326,10 @@ async fn otlp_json_and_gzip_protobuf_spans_become_conversations(db: TestDb) {
     assert_eq!(messages[0].content, "Why does my borrow checker complain?");
     let reply = &messages[1];
     assert_eq!((reply.role.as_str(), reply.content.as_str()), ("assistant", "Because x is moved into the closure."));
-    assert_eq!((reply.input_tokens, reply.output_tokens, reply.latency_ms, reply.ttft_ms), (Some(812), Some(143), Some(1400), Some(420)));
+    assert_eq!(
+        (reply.input_tokens, reply.output_tokens, reply.latency_ms, reply.ttft_ms),
+        (Some(812), Some(143), Some(1400), Some(420))
+    );
     assert_eq!(reply.metadata["model"], "claude-sonnet-4-5-20250929");
 
     // A span without a conversation id is a partial success (not retried); the good span still lands.
@@ -297,7 +339,8 @@ async fn otlp_json_and_gzip_protobuf_spans_become_conversations(db: TestDb) {
     assert!(app.store.find_conversation("otel", "production", "chat_other").await.unwrap().is_some());
 
     // Protobuf, gzip-compressed, answered in protobuf.
-    let mut span = mentorfy_otlp::Span::start(mentorfy_otlp::new_trace_id(), None, "chat gpt-4o", mentorfy_otlp::SpanKind::Client);
+    let mut span =
+        mentorfy_otlp::Span::start(mentorfy_otlp::new_trace_id(), None, "chat gpt-4o", mentorfy_otlp::SpanKind::Client);
     span.attr("gen_ai.operation.name", "chat")
         .attr("gen_ai.system", "openai")
         .attr("gen_ai.request.model", "gpt-4o")
@@ -323,13 +366,30 @@ async fn otlp_json_and_gzip_protobuf_spans_become_conversations(db: TestDb) {
     assert_eq!(res.headers()["content-type"], "application/x-protobuf");
     assert!(res.bytes().await.unwrap().is_empty(), "an empty ExportTraceServiceResponse");
     let conv = app.store.find_conversation("otel", "staging", "proto-conv").await.unwrap().expect("stored");
-    let contents: Vec<String> = app.store.list_messages(conv.id).await.unwrap().into_iter().map(|m| m.content).collect();
+    let contents: Vec<String> =
+        app.store.list_messages(conv.id).await.unwrap().into_iter().map(|m| m.content).collect();
     assert_eq!(contents, ["ping", "pong"]);
 
     // Garbage and unknown media types are 4xx.
-    let res = app.client.post(app.url(url)).bearer_auth(&key).header("content-type", "application/x-protobuf").body(vec![0xff; 16]).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url(url))
+        .bearer_auth(&key)
+        .header("content-type", "application/x-protobuf")
+        .body(vec![0xff; 16])
+        .send()
+        .await
+        .unwrap();
     expect_error(res, 400, "malformed_otlp").await;
-    let res = app.client.post(app.url(url)).bearer_auth(&key).header("content-type", "text/plain").body("hi").send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url(url))
+        .bearer_auth(&key)
+        .header("content-type", "text/plain")
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
     expect_error(res, 415, "unsupported_media_type").await;
 }
 
@@ -349,5 +409,6 @@ async fn ingestion_is_rate_limited_per_key_with_retry_after(db: TestDb) {
     expect_error(res, 429, "rate_limited").await;
     assert!(app.store.find_conversation("api", "production", "rl-2").await.unwrap().is_none());
     // Another key is not affected.
-    expect_json(post(&app, "/api/v1/ingest", &other, &json!({"batch": [event("x1", "rl-other", "hi")]})).await, 207).await;
+    expect_json(post(&app, "/api/v1/ingest", &other, &json!({"batch": [event("x1", "rl-other", "hi")]})).await, 207)
+        .await;
 }

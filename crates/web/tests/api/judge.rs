@@ -35,13 +35,16 @@ async fn spawn(db: TestDb, fake: &FakeAnthropic) -> TestApp {
 
 async fn ingest_yesterday(app: &TestApp, id: &str) -> uuid::Uuid {
     let key = app.api_key(None).await;
-    let at = |s: i64| (time::OffsetDateTime::now_utc() - time::Duration::days(1) + time::Duration::seconds(s)).unix_timestamp() * 1000;
+    let at = |s: i64| {
+        (time::OffsetDateTime::now_utc() - time::Duration::days(1) + time::Duration::seconds(s)).unix_timestamp() * 1000
+    };
     let body = json!({"conversationId": id, "messages": [
         {"id": "m1", "role": "user", "content": "I was charged twice this month, can you refund one?", "timestamp": at(0)},
         {"id": "m2", "role": "assistant", "content": "I can't help with billing.", "timestamp": at(20)},
         {"id": "m3", "role": "user", "content": "This is useless. Let me talk to a human.", "timestamp": at(40)},
     ]});
-    let res = app.client.post(app.url("/api/v1/conversations/track")).bearer_auth(&key).json(&body).send().await.unwrap();
+    let res =
+        app.client.post(app.url("/api/v1/conversations/track")).bearer_auth(&key).json(&body).send().await.unwrap();
     expect_json(res, 202).await;
     for _ in 0..200 {
         if let Some(c) = app.store.find_conversation("api", "production", id).await.unwrap() {
@@ -122,7 +125,11 @@ async fn without_a_judge_model_nothing_is_called(db: TestDb) {
     let url = fake.url();
     let app = TestApp::spawn_with(
         db,
-        &[("ANTHROPIC_API_KEY", "sk-ant-test-key"), ("ANTHROPIC_BASE_URL", url.as_str()), ("SENSEI_ANALYSIS_DEBOUNCE", "0ms")],
+        &[
+            ("ANTHROPIC_API_KEY", "sk-ant-test-key"),
+            ("ANTHROPIC_BASE_URL", url.as_str()),
+            ("SENSEI_ANALYSIS_DEBOUNCE", "0ms"),
+        ],
     )
     .await;
     let id = ingest_yesterday(&app, "unjudged").await;

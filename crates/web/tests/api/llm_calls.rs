@@ -64,7 +64,10 @@ async fn llm_calls_filter_page_and_aggregate(db: TestDb) {
         coach.push(c.id);
     }
     for i in 1..=3 {
-        app.store.insert_llm_call(&call(i, "sensei-judge", "claude-haiku-4-5", "ok", now - Duration::hours(i))).await.unwrap();
+        app.store
+            .insert_llm_call(&call(i, "sensei-judge", "claude-haiku-4-5", "ok", now - Duration::hours(i)))
+            .await
+            .unwrap();
     }
     app.store.insert_llm_call(&call(1, "coach", "claude-sonnet-4-5", "ok", now - Duration::days(40))).await.unwrap();
     let token = app.admin_token().await;
@@ -104,7 +107,8 @@ async fn llm_calls_filter_page_and_aggregate(db: TestDb) {
     assert_eq!(a["ttftP95Ms"], 240);
 
     let all = expect_json(get(&app, &token, "/api/v1/llm-calls?range=7d").await, 200).await;
-    let models: Vec<&str> = all["aggregates"].as_array().unwrap().iter().map(|a| a["model"].as_str().unwrap()).collect();
+    let models: Vec<&str> =
+        all["aggregates"].as_array().unwrap().iter().map(|a| a["model"].as_str().unwrap()).collect();
     assert_eq!(models, vec!["claude-sonnet-4-5", "claude-haiku-4-5"], "busiest first");
     let errors = expect_json(get(&app, &token, "/api/v1/llm-calls?status=error").await, 200).await;
     assert_eq!(errors["data"].as_array().unwrap().len(), 1);
@@ -133,7 +137,8 @@ async fn bad_llm_call_queries_are_refused(db: TestDb) {
         ("cursor=abc", "cursor"),
         ("sort=cost", "sort"),
     ] {
-        let e = expect_error(get(&app, &token, &format!("/api/v1/llm-calls?{query}")).await, 400, "invalid_query").await;
+        let e =
+            expect_error(get(&app, &token, &format!("/api/v1/llm-calls?{query}")).await, 400, "invalid_query").await;
         assert_eq!(e["details"]["field"], field, "{query}: {e}");
     }
     expect_error(app.get("/api/v1/llm-calls").await, 401, "unauthorized").await;

@@ -2,8 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers outside #[test] fns
 
 mod admin;
-mod analytics;
 mod analysis;
+mod analytics;
 mod chat;
 mod conversations;
 mod errors;

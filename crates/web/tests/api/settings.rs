@@ -76,18 +76,30 @@ async fn thresholds_override_the_defaults_idempotently(db: TestDb) {
 async fn bad_settings_are_refused_and_change_nothing(db: TestDb) {
     let app = TestApp::spawn(db).await;
     let token = app.admin_token().await;
-    expect_json(put(&app, &token, json!({"slack_webhook_url": slack_url(), "alert_thresholds": {"health_below": 30}})).await, 200)
-        .await;
+    expect_json(
+        put(&app, &token, json!({"slack_webhook_url": slack_url(), "alert_thresholds": {"health_below": 30}})).await,
+        200,
+    )
+    .await;
     let before = app.store.alert_settings().await.unwrap();
     for (body, field) in [
         (json!({"slack_webhook_url": "http://hooks.slack.com/services/T/B/x"}), "slack_webhook_url"),
         (json!({"slack_webhook_url": "https://10.0.0.7/hook"}), "slack_webhook_url"),
         (json!({"slack_webhook_url": "not a url"}), "slack_webhook_url"),
         // A valid URL next to a bad threshold: nothing is stored.
-        (json!({"slack_webhook_url": "https://hooks.slack.com/services/T9/B9/other", "alert_thresholds": {"health_below": 150}}), "alert_thresholds.health_below"),
+        (
+            json!({"slack_webhook_url": "https://hooks.slack.com/services/T9/B9/other", "alert_thresholds": {"health_below": 150}}),
+            "alert_thresholds.health_below",
+        ),
         (json!({"alert_thresholds": {"min_severity": "urgent"}}), "alert_thresholds.min_severity"),
-        (json!({"alert_thresholds": {"failure_rate": {"share": 2, "window_secs": 3600}}}), "alert_thresholds.failure_rate.share"),
-        (json!({"alert_thresholds": {"failure_rate": {"share": 0.2, "window_secs": 5}}}), "alert_thresholds.failure_rate.window_secs"),
+        (
+            json!({"alert_thresholds": {"failure_rate": {"share": 2, "window_secs": 3600}}}),
+            "alert_thresholds.failure_rate.share",
+        ),
+        (
+            json!({"alert_thresholds": {"failure_rate": {"share": 0.2, "window_secs": 5}}}),
+            "alert_thresholds.failure_rate.window_secs",
+        ),
         (json!({"alert_thresholds": {"colour": "red"}}), "alert_thresholds.colour"),
         (json!({"alert_thresholds": [1, 2]}), "alert_thresholds"),
     ] {
@@ -114,7 +126,12 @@ async fn test_alert_needs_a_webhook_and_a_valid_url(db: TestDb) {
         req.send()
     };
     expect_error(post(None).await.unwrap(), 409, "not_configured").await;
-    let e = expect_error(post(Some(json!({"slack_webhook_url": "https://127.0.0.1/hook"}))).await.unwrap(), 400, "invalid_field").await;
+    let e = expect_error(
+        post(Some(json!({"slack_webhook_url": "https://127.0.0.1/hook"}))).await.unwrap(),
+        400,
+        "invalid_field",
+    )
+    .await;
     assert_eq!(e["details"]["field"], "slack_webhook_url");
     assert!(app.store.list_alert_events(10).await.unwrap().is_empty(), "a refused test sends and records nothing");
     app.stop().await.unwrap();
