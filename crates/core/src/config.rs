@@ -103,6 +103,12 @@ pub const VARS: &[VarSpec] = &[
         "7d",
         "How often usage patterns are recomputed in the background (`off` to only run `mentorfy patterns run`).",
     ),
+    var(
+        "SENSEI_ROLLUP_REFRESH",
+        "1m",
+        "How often a server brings the hourly analytics rollups up to date (`off`: never; answers stay exact, as \
+         hours not rolled up are read from the raw tables, only slower). Servers take turns through a lock.",
+    ),
     var("SENSEI_PATTERNS_WINDOW", "30d", "Usage patterns cluster the conversations that started within this window."),
     var(
         "FEATURE_EMBEDDINGS",
@@ -332,6 +338,8 @@ pub struct SenseiConfig {
     pub patterns_every: Option<Duration>,
     /// Conversations that started within this window are clustered.
     pub patterns_window: Duration,
+    /// How often the hourly analytics rollups are refreshed; `None` = off.
+    pub rollup_refresh: Option<Duration>,
     /// `FEATURE_EMBEDDINGS=1` (checked at start-up to come with `MENTORFY_EMBED_MODEL`).
     pub embeddings: bool,
     /// The optional LLM judge.
@@ -577,9 +585,16 @@ impl Config {
                 raw => Some(parse_duration("SENSEI_PATTERNS_EVERY", raw)?),
             },
             patterns_window: parse_duration("SENSEI_PATTERNS_WINDOW", &get("SENSEI_PATTERNS_WINDOW"))?,
+            rollup_refresh: match get("SENSEI_ROLLUP_REFRESH").trim() {
+                "off" | "0" | "0s" => None,
+                raw => Some(parse_duration("SENSEI_ROLLUP_REFRESH", raw)?),
+            },
             embeddings: parse_bool("FEATURE_EMBEDDINGS", &get("FEATURE_EMBEDDINGS"))?,
             judge: parse_judge(&opt)?,
         };
+        if sensei.rollup_refresh.is_some_and(|d| d < Duration::from_secs(1)) {
+            return Err(err("SENSEI_ROLLUP_REFRESH", "must be at least 1s (or off)"));
+        }
         if sensei.patterns_every.is_some_and(|d| d < Duration::from_secs(60)) {
             return Err(err("SENSEI_PATTERNS_EVERY", "must be at least 1m (or off)"));
         }

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query};
+use sea_query::{Alias, Expr, ExprTrait, Func, OnConflict, Order, Query, QueryStatementBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -29,6 +29,7 @@ pub(crate) enum Failures {
     Details,
     CreatedAt,
     UpdatedAt,
+    OccurredAt,
 }
 
 const FAILURE_COLUMNS: [Failures; 13] = [
@@ -188,7 +189,7 @@ impl Store {
         let mut new_failures = Vec::new();
         for chunk in failures.chunks(per_statement) {
             let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::now_v7()).collect();
-            let upsert = failure_upsert(kind, t, w.conversation_id, &ids, chunk)?;
+            let upsert = failure_upsert(kind, t, last_message_at, w.conversation_id, &ids, chunk)?;
             // RETURNING gives no order: the new rows are put back in the order of the write.
             let mut inserted: HashMap<Uuid, FailureRow> =
                 tx.fetch_all::<FailureRow>(&upsert).await?.into_iter().map(|r| (r.id, r)).collect();
@@ -271,18 +272,34 @@ fn distinct_fingerprints(failures: &[FailureWrite]) -> Vec<&FailureWrite> {
 }
 
 /// One multi-row upsert of failures (distinct fingerprints) by (conversation, fingerprint), returning every row
-/// it wrote. A conflict updates what the detector says and keeps the id, status and creation time.
+/// it wrote. A conflict updates what the detector says and keeps the id, status and creation time. A failure
+/// occurred when the message it points at was written, else at the conversation's last message (`last_message_at`).
 fn failure_upsert(
     kind: crate::StoreKind,
     t: OffsetDateTime,
+    last_message_at: OffsetDateTime,
     conversation_id: Uuid,
     ids: &[Uuid],
     failures: &[&FailureWrite],
 ) -> Result<sea_query::InsertStatement, StoreError> {
     let excluded = |c: Failures| Expr::col((Alias::new("excluded"), c));
     let mut upsert = Query::insert();
-    upsert.into_table(Failures::Table).columns(FAILURE_COLUMNS);
+    upsert.into_table(Failures::Table).columns(FAILURE_COLUMNS.into_iter().chain([Failures::OccurredAt]));
     for (id, f) in ids.iter().zip(failures) {
+        let occurred_at = match f.message_id {
+            Some(message_id) => {
+                let message_time = Query::select()
+                    .column(Messages::CreatedAt)
+                    .from(Messages::Table)
+                    .and_where(Expr::col(Messages::Id).eq(message_id))
+                    .to_owned();
+                Expr::from(Func::coalesce([
+                    Expr::SubQuery(None, Box::new(message_time.into_sub_query_statement())),
+                    ts(kind, last_message_at),
+                ]))
+            }
+            None => ts(kind, last_message_at),
+        };
         upsert
             .values([
                 Expr::val(*id),
@@ -298,6 +315,7 @@ fn failure_upsert(
                 Expr::val(f.details.clone()),
                 ts(kind, t),
                 ts(kind, t),
+                occurred_at,
             ])
             .map_err(|e| StoreError::Other(e.to_string()))?;
     }
@@ -311,6 +329,7 @@ fn failure_upsert(
                 .value(Failures::DetectorVersion, excluded(Failures::DetectorVersion))
                 .value(Failures::Details, excluded(Failures::Details))
                 .value(Failures::UpdatedAt, excluded(Failures::UpdatedAt))
+                .value(Failures::OccurredAt, excluded(Failures::OccurredAt))
                 .to_owned(),
         )
         .returning(Query::returning().columns(FAILURE_COLUMNS));

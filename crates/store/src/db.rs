@@ -212,7 +212,12 @@ impl Store {
     }
 
     pub(crate) async fn begin_for_update(&self) -> Result<Tx, StoreError> {
-        let begin = crate::dialect::begin_for_update(self.kind());
+        self.begin_with(crate::dialect::begin_for_update(self.kind())).await
+    }
+
+    /// A transaction on the writer opened with `begin` (e.g. a PostgreSQL isolation level; SQLite must get a
+    /// `BEGIN …` it understands).
+    pub(crate) async fn begin_with(&self, begin: &'static str) -> Result<Tx, StoreError> {
         Ok(match self.writer() {
             Pool::Sqlite(p) => Tx::Sqlite(p.begin_with(begin).await?),
             Pool::Postgres(p) => Tx::Postgres(p.begin_with(begin).await?),

@@ -19,6 +19,7 @@ mod llm_calls;
 mod memories;
 mod pattern_trends;
 mod patterns;
+mod rollups;
 mod saved_views;
 mod session_report;
 mod sessions;
@@ -42,6 +43,7 @@ pub use memories::*;
 pub use patterns::{
     ConversationEmbedding, PatternRunRow, PatternRunWrite, PatternSource, PatternWrite, UsagePatternRow,
 };
+pub use rollups::{RollupRefresh, RollupStatus};
 pub use saved_views::SavedViewRow;
 pub use session_report::{SessionFunnel, SessionLeadFilter};
 pub use trends::HealthPoint;

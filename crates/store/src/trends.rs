@@ -1,11 +1,10 @@
-//! Time series for the dashboard's charts: conversation health per hour or day.
+//! Time series for the dashboard's charts: conversation health per hour or day (through the hourly rollups, see
+//! `analytics.rs`).
 
-use sea_query::{Alias, Expr, ExprTrait, Func, Order, Query};
 use time::OffsetDateTime;
 
-use crate::conversations::Conversations;
 use crate::db::Store;
-use crate::dialect::{Bucket, time_bucket, ts};
+use crate::dialect::Bucket;
 use crate::error::StoreError;
 
 /// The conversations whose last message fell in one bucket.
@@ -30,36 +29,14 @@ impl Store {
         bucket: Bucket,
         environment: Option<&str>,
     ) -> Result<Vec<HealthPoint>, StoreError> {
-        let kind = self.kind();
-        let bigint = |e: Expr| Expr::from(Func::cast_as(e, Alias::new("BIGINT")));
-        let mut q = Query::select();
-        q.expr_as(time_bucket(kind, bucket, Expr::col(Conversations::LastMessageAt)), Alias::new("bucket"))
-            .expr_as(Expr::col(Conversations::Id).count(), Alias::new("n"))
-            .expr_as(Func::avg(Expr::col(Conversations::HealthScore)), Alias::new("health"))
-            .expr_as(
-                bigint(
-                    Func::sum(
-                        Expr::case(Expr::col(Conversations::FailureCount).gt(0), Expr::val(1)).finally(Expr::val(0)),
-                    )
-                    .into(),
-                ),
-                Alias::new("failing"),
-            )
-            .from(Conversations::Table)
-            .and_where(Expr::col(Conversations::LastMessageAt).gte(ts(kind, from)))
-            .and_where(Expr::col(Conversations::LastMessageAt).lt(ts(kind, to)));
-        if let Some(env) = environment {
-            q.and_where(Expr::col(Conversations::Environment).eq(env));
-        }
-        q.add_group_by([Expr::col(Alias::new("bucket"))]).order_by(Alias::new("bucket"), Order::Asc);
-        let rows = self.fetch_all::<(String, i64, Option<f64>, i64)>(&q).await?;
-        Ok(rows
+        let sums = self.conversation_sums(from, to, Some(bucket), environment).await?;
+        Ok(sums
             .into_iter()
-            .map(|(bucket, conversations, avg_health, failing)| HealthPoint {
+            .map(|(bucket, s)| HealthPoint {
                 bucket,
-                conversations,
-                avg_health,
-                failing,
+                conversations: s.conversations,
+                avg_health: s.avg_health(),
+                failing: s.failing,
             })
             .collect())
     }

@@ -396,6 +396,8 @@ pub async fn serve(
         _ => None,
     };
     let checkpoints = tokio::spawn(wal_checkpoints(store.clone(), stop.clone()));
+    let rollups =
+        config.sensei.rollup_refresh.map(|every| tokio::spawn(refresh_rollups(store.clone(), every, stop.clone())));
 
     let graceful = stop.clone();
     // Streamed answers are many small writes; with Nagle's algorithm on, each write after the first waits for the
@@ -427,6 +429,9 @@ pub async fn serve(
         workers.shutdown().await;
     }
     let _ = checkpoints.await;
+    if let Some(rollups) = rollups {
+        let _ = rollups.await;
+    }
     let exporter = state_exporter;
     exporter.shutdown(Duration::from_secs(5)).await;
     let stats = exporter.stats();
@@ -454,6 +459,30 @@ async fn wal_checkpoints(store: Store, stop: CancellationToken) {
         }
         if let Err(e) = store.checkpoint().await {
             tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+        }
+    }
+}
+
+/// Keeps the hourly analytics rollups current (see `Store::refresh_rollups`): at start-up, then every `every`.
+/// Every server runs this; PostgreSQL servers take turns through an advisory lock.
+async fn refresh_rollups(store: Store, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let started = std::time::Instant::now();
+        match store.refresh_rollups(mentorfy_store::now()).await {
+            Ok(r) if r.ranges > 0 => tracing::debug!(
+                ranges = r.ranges,
+                watermark = %r.watermark,
+                ms = started.elapsed().as_millis() as u64,
+                "analytics rollups refreshed"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "analytics rollup refresh failed; will retry"),
         }
     }
 }
