@@ -45,14 +45,21 @@ pub async fn jobs(config: Config, args: JobsArgs) -> anyhow::Result<()> {
     store.migrate().await?;
     let counts = store.job_counts().await?;
     let dead = store.dead_jobs(args.dead).await?;
+    let rollups = store.rollup_status().await?;
     store.close().await;
+    let refreshed = rollups.refreshed_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
     if args.json {
         let counts: Vec<_> = counts
             .iter()
             .map(|(queue, state, n)| serde_json::json!({"queue": queue, "state": state.as_str(), "count": n}))
             .collect();
         let dead: Vec<_> = dead.iter().map(dead_json).collect();
-        println!("{}", serde_json::json!({"counts": counts, "dead": dead}));
+        let rollups = serde_json::json!({
+            "watermark": rollups.watermark,
+            "refreshed_at": refreshed,
+            "stale_hours": rollups.stale_hours,
+        });
+        println!("{}", serde_json::json!({"counts": counts, "dead": dead, "rollups": rollups}));
         return Ok(());
     }
     if counts.is_empty() {
@@ -63,6 +70,13 @@ pub async fn jobs(config: Config, args: JobsArgs) -> anyhow::Result<()> {
         for (queue, state, n) in &counts {
             println!("{queue:<qw$}  {:<7}  {n:>7}", state.as_str());
         }
+    }
+    match &refreshed {
+        Some(at) => println!(
+            "\nanalytics rollups: hours before {} UTC computed (refreshed {at}); {} hour(s) marked stale since",
+            rollups.watermark, rollups.stale_hours
+        ),
+        None => println!("\nanalytics rollups: not computed yet (a running `mentorfy serve` refreshes them)"),
     }
     if !dead.is_empty() {
         println!();

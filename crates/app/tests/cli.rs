@@ -416,7 +416,8 @@ fn jobs_shows_counts_and_dead_jobs_on_a_fresh_sqlite_database() {
     let vars = [("DATABASE_URL", url.as_str()), ("MENTORFY_LOG", "warn")];
     let fresh = sandbox.run(&["jobs"], &vars);
     assert_eq!(fresh.status.code(), Some(0), "{}", fresh.describe());
-    assert_eq!(fresh.stdout.trim(), "no jobs", "{}", fresh.describe());
+    assert_eq!(fresh.stdout.lines().next(), Some("no jobs"), "{}", fresh.describe());
+    assert!(fresh.stdout.contains("analytics rollups: not computed yet"), "{}", fresh.describe());
 
     // One pending job and one that died with an error.
     let dead_id = runtime().block_on(async {
@@ -428,6 +429,7 @@ fn jobs_shows_counts_and_dead_jobs_on_a_fresh_sqlite_database() {
         let claimed = store.claim(&["memory".to_owned()], "w", Duration::from_secs(30), 1).await.expect("claim");
         assert_eq!(claimed.len(), 1);
         assert!(store.fail(id, "w", "provider said 400:\nbad input", None).await.expect("fail"));
+        store.refresh_rollups(mentorfy_store::now()).await.expect("refresh");
         store.close().await;
         id
     });
@@ -441,6 +443,7 @@ fn jobs_shows_counts_and_dead_jobs_on_a_fresh_sqlite_database() {
     assert!(dead_line.contains("memory.write") && dead_line.contains("attempts=1"), "{dead_line}");
     assert!(dead_line.contains("provider said 400: bad input"), "the error on one line: {dead_line}");
     assert!(!table.stdout.contains("ana@example.com"), "payloads are never printed");
+    assert!(table.stdout.contains("analytics rollups: hours before "), "{}", table.describe());
 
     let json = sandbox.run(&["jobs", "--json", "--dead", "5"], &vars);
     assert_eq!(json.status.code(), Some(0), "{}", json.describe());
@@ -449,6 +452,8 @@ fn jobs_shows_counts_and_dead_jobs_on_a_fresh_sqlite_database() {
     assert_eq!(v["dead"][0]["id"], dead_id.to_string());
     assert_eq!(v["dead"][0]["kind"], "memory.write");
     assert_eq!(v["dead"][0]["attempts"], 1);
+    assert_eq!(v["rollups"]["stale_hours"], 0, "{v}");
+    assert!(v["rollups"]["watermark"].as_str().is_some_and(|w| w.len() == 13), "{v}");
 }
 
 #[test]
