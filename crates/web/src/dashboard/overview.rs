@@ -119,20 +119,21 @@ pub async fn page(State(state): State<AppState>, admin: Admin, RawQuery(raw): Ra
         }
     }
     let q = |extra: &str| RawQuery(Some(format!("range={range}{extra}")));
-    let summary = analytics::get_summary(State(state.clone()), admin.api(), q("")).await?.0;
-    let trends: FailureTrends = analytics::get_failure_trends(State(state.clone()), admin.api(), q("")).await?.0;
-    let patterns =
-        analytics::get_patterns(State(state.clone()), admin.api(), RawQuery(Some("limit=8".into()))).await?.0;
-    let read_first = conversations::list_conversations(
-        State(state.clone()),
-        admin.api(),
-        q("&has_failures=true&failure_status=open&sort=health&limit=8"),
-    )
-    .await?
-    .0;
-
+    // The five reads are independent: run them at once (each on its own pooled connection).
+    let (summary, trends, patterns, read_first, health_trend) = tokio::try_join!(
+        analytics::get_summary(State(state.clone()), admin.api(), q("")),
+        analytics::get_failure_trends(State(state.clone()), admin.api(), q("")),
+        analytics::get_patterns(State(state.clone()), admin.api(), RawQuery(Some("limit=8".into()))),
+        conversations::list_conversations(
+            State(state.clone()),
+            admin.api(),
+            q("&has_failures=true&failure_status=open&sort=health&limit=8"),
+        ),
+        analytics::get_health_trends(State(state.clone()), admin.api(), q("")),
+    )?;
+    let (summary, trends, patterns, read_first, health_trend): (_, FailureTrends, _, _, _) =
+        (summary.0, trends.0, patterns.0, read_first.0, health_trend.0);
     let now = mentorfy_store::now();
-    let health_trend = analytics::get_health_trends(State(state.clone()), admin.api(), q("")).await?.0;
     let hourly = trends.bucket == "hour";
     let labels: Vec<String> = trends.buckets.iter().map(|b| short_bucket(b, hourly)).collect();
     // Each chart is labelled by its own response's buckets (each computed its own "now").
