@@ -15,7 +15,9 @@ use mentorfy_sensei::pipeline::Processed;
 use mentorfy_sensei::webhook::{
     DeliveryError, WebhookError, WebhookPolicy, is_blocked_ip, validate_webhook_url, validate_with_policy,
 };
-use mentorfy_store::{AnalysisWrite, FailureWrite, NewConversation, Store};
+use mentorfy_store::{
+    AnalysisWrite, FailureWrite, IngestWrite, IngestWriteOutcome, IngestedMessage, NewConversation, NewJob, Store,
+};
 use mentorfy_test_support::{TestDb, both_backends};
 use serde_json::json;
 use uuid::Uuid;
@@ -28,6 +30,7 @@ both_backends!(
     rate_limited_delivery_is_retried_after_retry_after_and_then_sent,
     not_found_marks_alerts_failed_without_retrying,
     failure_rate_alert_fires_once_on_crossing_and_rearms_after_recovery,
+    analysing_a_backlog_of_old_conversations_does_not_count_toward_the_failure_rate,
     low_final_health_alerts_once,
     without_a_webhook_alerts_are_suppressed_and_nothing_is_enqueued,
     test_alert_uses_the_same_path_and_is_recorded,
@@ -286,6 +289,67 @@ async fn failure_rate_alert_fires_once_on_crossing_and_rearms_after_recovery(db:
     let delivered = slack.delivered();
     assert_eq!(delivered.len(), 2, "two crossings, two messages");
     assert!(delivered[1].to_string().contains("tool_error in 60% of conversations"), "{}", delivered[1]);
+}
+
+/// A conversation whose one message was written `ago` before now (through ingestion, which keeps that time).
+async fn old_conversation(store: &Store, external_id: &str, ago: time::Duration) -> Uuid {
+    let write = IngestWrite {
+        event_id: None,
+        api_key_id: None,
+        source: "api".into(),
+        environment: "staging".into(),
+        external_id: external_id.into(),
+        user_id: None,
+        agent_id: None,
+        metadata: json!({}),
+        messages: vec![IngestedMessage {
+            external_id: "m1".into(),
+            role: "user".into(),
+            content: "the export keeps failing".into(),
+            status: "complete".into(),
+            finish_reason: None,
+            input_tokens: None,
+            output_tokens: None,
+            latency_ms: None,
+            ttft_ms: None,
+            metadata: json!({}),
+            created_at: mentorfy_store::now() - ago,
+        }],
+    };
+    match store.ingest(&[write], &|_| NewJob::new("test", "noop", json!({}))).await.unwrap()[0] {
+        IngestWriteOutcome::Stored { conversation_id, .. } => conversation_id,
+        other => panic!("not stored: {other:?}"),
+    }
+}
+
+/// The rate compares failures and conversations of the same window, both dated by when they happened: failures
+/// found now in conversations of three days ago (a backlog being analysed) are not "4 of the last hour's 5".
+async fn analysing_a_backlog_of_old_conversations_does_not_count_toward_the_failure_rate(db: TestDb) {
+    let store = db.store().await;
+    let slack = FakeSlack::start().await;
+    let cfg = AlertConfig {
+        min_severity: None,
+        failure_rate: Some((0.5, Duration::from_secs(3600))),
+        ..config(Some(slack.webhook_url()))
+    };
+    let alerts = alerts(&store, cfg);
+    let mut recent = Vec::new();
+    for i in 0..5 {
+        recent.push(conversation(&store, &format!("recent-{i}")).await);
+    }
+    for i in 0..4 {
+        let old = old_conversation(&store, &format!("old-{i}"), time::Duration::days(3)).await;
+        let p = analysed(&store, old, vec![failure("tool_error", "low", i)], false).await;
+        assert!(alerts.evaluate(&p).await.unwrap().is_empty(), "old conversation {i}");
+    }
+    let since = mentorfy_store::now() - time::Duration::HOUR;
+    let rate = store.failure_type_rate("tool_error", since).await.unwrap();
+    assert_eq!((rate.failing, rate.conversations), (0, 5));
+
+    // A recent one failing counts: 1 of 5.
+    analysed(&store, recent[0], vec![failure("tool_error", "low", 9)], false).await;
+    let rate = store.failure_type_rate("tool_error", since).await.unwrap();
+    assert_eq!((rate.failing, rate.conversations), (1, 5));
 }
 
 async fn low_final_health_alerts_once(db: TestDb) {

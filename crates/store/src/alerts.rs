@@ -436,9 +436,11 @@ impl Store {
         Ok(flipped)
     }
 
-    /// The rate of failure type `kind` since `since`: distinct conversations with a failure of that type first
-    /// detected since then (index `failures (type, created_at)`), over conversations whose last message is since
-    /// then (index `conversations (last_message_at)`). Two indexed range counts, no scan of messages.
+    /// The rate of failure type `kind` since `since`: distinct conversations with a failure of that type that
+    /// occurred since then (`failures.occurred_at`, index `(type, occurred_at)`), over conversations whose last
+    /// message is since then (index on `last_message_at`). Two indexed range counts, no scan of messages. Both sides
+    /// are dated by when things happened, not by when they were analysed: analysing a backlog of old conversations
+    /// neither inflates the rate nor makes each count read the whole backlog.
     pub async fn failure_type_rate(
         &self,
         failure_type: &str,
@@ -449,7 +451,7 @@ impl Store {
             .expr(Expr::col(Failures::ConversationId).count_distinct())
             .from(Failures::Table)
             .and_where(Expr::col(Failures::Type).eq(failure_type))
-            .and_where(Expr::col(Failures::CreatedAt).gte(ts(kind, since)))
+            .and_where(Expr::col(Failures::OccurredAt).gte(ts(kind, since)))
             .to_owned();
         let conversations = Query::select()
             .expr(Expr::col(Conversations::Id).count())
