@@ -141,7 +141,7 @@ impl Store {
         for &(a, b) in &plan.raw {
             let lma = Expr::col(Conversations::LastMessageAt);
             let mut q = Query::select();
-            label(&mut q, bucket.map(|bk| time_bucket(kind, bk, lma.clone().into())));
+            label(&mut q, bucket.map(|bk| time_bucket(kind, bk, lma.clone())));
             q.expr(Expr::cust("COUNT(*)"))
                 .expr(int_sum(Expr::col(Conversations::MessageCount)))
                 .expr(Expr::col(Conversations::HealthScore).count())
@@ -195,7 +195,7 @@ impl Store {
         for &(a, b) in &plan.raw {
             let occurred = Expr::col((Failures::Table, Failures::OccurredAt));
             let mut q = Query::select();
-            select_bucket(&mut q, Some(time_bucket(kind, bucket, occurred.clone().into())));
+            select_bucket(&mut q, Some(time_bucket(kind, bucket, occurred.clone())));
             q.expr_as(Expr::col((Failures::Table, Failures::Type)), Alias::new("kind"))
                 .expr(Expr::col((Failures::Table, Failures::Id)).count())
                 .from(Failures::Table)

@@ -113,7 +113,7 @@ fn ceil_hour(t: OffsetDateTime) -> OffsetDateTime {
 /// A rollup hour's bucket label: the hour itself, or its day.
 pub(crate) fn rollup_bucket(bucket: Bucket) -> SimpleExpr {
     match bucket {
-        Bucket::Hour => Expr::col(Alias::new("hour")).into(),
+        Bucket::Hour => Expr::col(Alias::new("hour")),
         Bucket::Day => Func::cust("substr").arg(Expr::col(Alias::new("hour"))).arg(1).arg(10).into(),
     }
 }
@@ -299,7 +299,7 @@ async fn recompute(tx: &mut Tx, kind: StoreKind, start: Option<&str>, end: &str)
     let lma = Expr::col((Conversations::Table, Conversations::LastMessageAt));
     let mut select = Query::select();
     select
-        .expr_as(crate::dialect::time_bucket(kind, Bucket::Hour, lma.clone().into()), Alias::new("rollup_hour"))
+        .expr_as(crate::dialect::time_bucket(kind, Bucket::Hour, lma.clone()), Alias::new("rollup_hour"))
         .column((Conversations::Table, Conversations::Environment))
         .expr(Expr::col((Conversations::Table, Conversations::Id)).count())
         .expr(bigint(Func::coalesce([Func::sum(Expr::col(Conversations::MessageCount)).into(), Expr::val(0)]).into()))
@@ -310,7 +310,7 @@ async fn recompute(tx: &mut Tx, kind: StoreKind, start: Option<&str>, end: &str)
                 .into(),
         ))
         .from(Conversations::Table);
-    bounds(&mut select, lma.into());
+    bounds(&mut select, lma);
     select.add_group_by([
         Expr::col(Alias::new("rollup_hour")),
         Expr::col((Conversations::Table, Conversations::Environment)),
@@ -331,7 +331,7 @@ async fn recompute(tx: &mut Tx, kind: StoreKind, start: Option<&str>, end: &str)
     let occurred = Expr::col((Failures::Table, Failures::OccurredAt));
     let mut select = Query::select();
     select
-        .expr_as(crate::dialect::time_bucket(kind, Bucket::Hour, occurred.clone().into()), Alias::new("rollup_hour"))
+        .expr_as(crate::dialect::time_bucket(kind, Bucket::Hour, occurred.clone()), Alias::new("rollup_hour"))
         .column((Conversations::Table, Conversations::Environment))
         .column((Failures::Table, Failures::Type))
         .expr(Expr::col((Failures::Table, Failures::Id)).count())
@@ -340,7 +340,7 @@ async fn recompute(tx: &mut Tx, kind: StoreKind, start: Option<&str>, end: &str)
             Conversations::Table,
             Expr::col((Conversations::Table, Conversations::Id)).equals((Failures::Table, Failures::ConversationId)),
         );
-    bounds(&mut select, occurred.into());
+    bounds(&mut select, occurred);
     select.add_group_by([
         Expr::col(Alias::new("rollup_hour")),
         Expr::col((Conversations::Table, Conversations::Environment)),
