@@ -1,14 +1,14 @@
 //! Listing conversations for the admin API and dashboard (issue 7): filters, a stable sort and keyset (cursor)
 //! pagination, so pages never skip or repeat a row while new conversations arrive.
 
-use sea_query::{Alias, Cond, Expr, ExprTrait, Func, Order, Query, SelectStatement};
+use sea_query::{Alias, Cond, Expr, ExprTrait, Func, Order, Query, SelectStatement, UnionType};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::analysis::Failures;
 use crate::conversations::{CONVERSATION_READ_COLUMNS, ConversationRow, Conversations, Messages};
 use crate::db::{Store, StoreKind};
-use crate::dialect::ts;
+use crate::dialect::{text_candidates, text_candidates_sample, ts};
 use crate::error::StoreError;
 
 #[derive(sea_query::Iden, Clone, Copy)]
@@ -109,16 +109,85 @@ fn key_value(kind: StoreKind, sort: ConversationSort, key: &SortKey) -> Expr {
     }
 }
 
+/// How a text search runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SearchPlan {
+    /// Walk the conversations in list order and probe each one's messages with the `LIKE` (`EXISTS`): fast when
+    /// many conversations match, a scan of every message when few do.
+    Probe,
+    /// Find the matching messages through the trigram index, then their conversations: cost grows with the number
+    /// of matching messages, whatever the order and page.
+    Index,
+}
+
+/// Below this many candidate messages the index plan is cheaper than the probe (measured at 100,000
+/// conversations, docs/PERFORMANCE.md "Text search at 100,000 conversations").
+const INDEX_PLAN_MAX_CANDIDATES: u64 = 4000;
+
+/// The text of a search, trimmed; `None` when there is nothing to search.
+fn search_text(f: &ConversationFilter) -> Option<&str> {
+    f.search.as_deref().map(str::trim).filter(|t| !t.is_empty())
+}
+
+/// Conversations whose external id equals `text` or with a message whose `lower(content)` contains the lower-cased
+/// `text` (`LIKE` with its wildcards escaped, so `%` and `_` are literal; case-insensitive on both backends).
+///
+/// [`SearchPlan::Index`] (texts of 3 or more characters; migration 20261129000012,
+/// [`crate::dialect::text_candidates`]): `id IN (matching messages' conversation ids UNION ALL the conversation with
+/// that external id)`, every candidate message re-tested with the same `LIKE`, so the result is the scan's.
+/// [`SearchPlan::Probe`]: `external_id = text OR EXISTS (a message of it LIKE …)`.
+fn search_condition(kind: StoreKind, text: &str, plan: SearchPlan) -> Cond {
+    let lowered = text.to_lowercase();
+    let escaped = lowered.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let content_like = Func::lower(Expr::col((Messages::Table, Messages::Content)))
+        .like(sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\'));
+    let external_id = Expr::col((Conversations::Table, Conversations::ExternalId)).eq(text);
+    match plan {
+        SearchPlan::Index => {
+            let mut matching = Query::select();
+            matching.column((Messages::Table, Messages::ConversationId)).from(Messages::Table);
+            let rowid = Expr::col((Messages::Table, Alias::new("rowid")));
+            if let Some(c) = text_candidates(kind, rowid, &lowered) {
+                matching.and_where(c);
+            }
+            matching.and_where(content_like);
+            let by_external_id = Query::select()
+                .column((Conversations::Table, Conversations::Id))
+                .from(Conversations::Table)
+                .and_where(external_id)
+                .to_owned();
+            matching.union(UnionType::All, by_external_id);
+            Cond::all().add(Expr::col((Conversations::Table, Conversations::Id)).in_subquery(matching))
+        }
+        SearchPlan::Probe => {
+            let sub = Query::select()
+                .expr(Expr::val(1))
+                .from(Messages::Table)
+                .and_where(
+                    Expr::col((Messages::Table, Messages::ConversationId))
+                        .equals((Conversations::Table, Conversations::Id)),
+                )
+                .and_where(content_like)
+                .to_owned();
+            Cond::any().add(external_id).add(Expr::exists(sub))
+        }
+    }
+}
+
 impl Store {
     /// One page of conversations (see [`ConversationFilter`]); ask for `limit + 1` to learn whether more follow.
     pub async fn list_conversations(&self, f: &ConversationFilter) -> Result<Vec<ConversationRow>, StoreError> {
-        let stmt = self.conversation_query(f);
+        let plan = self.search_plan(f).await?;
+        let stmt = self.conversation_query(f, plan);
         self.fetch_all::<ConversationRow>(&stmt).await
     }
 
     /// How many conversations match `f` (its sort, cursor and limit ignored).
     pub async fn count_conversations(&self, f: &ConversationFilter) -> Result<i64, StoreError> {
-        let mut inner = self.conversation_query(&ConversationFilter { after: None, limit: 0, ..f.clone() });
+        // Every match is counted, so the plan that reads only the matches (when the text has a trigram).
+        let plan =
+            if search_text(f).is_some_and(|t| t.chars().count() >= 3) { SearchPlan::Index } else { SearchPlan::Probe };
+        let mut inner = self.conversation_query(&ConversationFilter { after: None, limit: 0, ..f.clone() }, plan);
         inner.clear_order_by();
         inner.reset_limit();
         let stmt = Query::select()
@@ -129,7 +198,26 @@ impl Store {
         Ok(n)
     }
 
-    fn conversation_query(&self, f: &ConversationFilter) -> SelectStatement {
+    /// The plan for one page of `f`'s search. A text shorter than a trigram has no index: [`SearchPlan::Probe`].
+    /// Otherwise [`SearchPlan::Index`], except on SQLite when the FTS5 index holds at least
+    /// [`INDEX_PLAN_MAX_CANDIDATES`] candidates (counted from the index alone, up to that cap): a text that common
+    /// fills a page within the first conversations the probe walks, while the index plan would read them all.
+    /// PostgreSQL always takes the index plan (its per-conversation probe turns into a trigram index scan per
+    /// conversation).
+    async fn search_plan(&self, f: &ConversationFilter) -> Result<SearchPlan, StoreError> {
+        let Some(text) = search_text(f).filter(|t| t.chars().count() >= 3) else { return Ok(SearchPlan::Probe) };
+        let Some(sample) = text_candidates_sample(self.kind(), &text.to_lowercase(), INDEX_PLAN_MAX_CANDIDATES) else {
+            return Ok(SearchPlan::Index);
+        };
+        let (n,) = self.fetch_optional::<(i64,)>(&sample).await?.unwrap_or((0,));
+        Ok(if u64::try_from(n).unwrap_or(0) >= INDEX_PLAN_MAX_CANDIDATES {
+            SearchPlan::Probe
+        } else {
+            SearchPlan::Index
+        })
+    }
+
+    fn conversation_query(&self, f: &ConversationFilter, plan: SearchPlan) -> SelectStatement {
         let kind = self.kind();
         let col = |c: Conversations| Expr::col((Conversations::Table, c));
         let mut q = Query::select();
@@ -190,22 +278,8 @@ impl Store {
                 .to_owned();
             q.and_where(Expr::exists(sub));
         }
-        if let Some(text) = f.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-            // LIKE with the wildcards of the text escaped; lower() on both sides for case-insensitivity on both backends.
-            let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            let pattern = format!("%{escaped}%");
-            let content_like = Func::lower(Expr::col((Messages::Table, Messages::Content)))
-                .like(sea_query::LikeExpr::new(pattern).escape('\\'));
-            let sub = Query::select()
-                .expr(Expr::val(1))
-                .from(Messages::Table)
-                .and_where(
-                    Expr::col((Messages::Table, Messages::ConversationId))
-                        .equals((Conversations::Table, Conversations::Id)),
-                )
-                .and_where(content_like)
-                .to_owned();
-            q.cond_where(Cond::any().add(col(Conversations::ExternalId).eq(text)).add(Expr::exists(sub)));
+        if let Some(text) = search_text(f) {
+            q.cond_where(search_condition(kind, text, plan));
         }
         let key = sort_expr(f.sort);
         if let Some((after, id)) = &f.after {

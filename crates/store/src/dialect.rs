@@ -49,6 +49,44 @@ pub fn begin_for_update(kind: StoreKind) -> &'static str {
     }
 }
 
+/// A necessary condition for a message's `content` to contain `lowered` (already lower-cased, 3 or more
+/// characters) that an index can answer, or `None` when the backend's index answers the LIKE itself.
+/// SQLite: the message's rowid among the matches of the phrase `"lowered"` in `messages_fts` (FTS5, trigram
+/// tokenizer: case-folded substrings; migration 20261129000012). PostgreSQL: `None`, its GIN trigram index is on
+/// `lower(content)` and serves the `LIKE`. Either way the caller keeps the exact `LIKE` test.
+pub fn text_candidates(kind: StoreKind, messages_rowid: Expr, lowered: &str) -> Option<Expr> {
+    match kind {
+        StoreKind::Postgres => None,
+        StoreKind::Sqlite => Some(messages_rowid.in_subquery(fts_matches(lowered))),
+    }
+}
+
+/// `SELECT count(*)` of at most `cap` candidate messages for `lowered` (as in [`text_candidates`]), read from the
+/// index alone, so it costs little whatever the text: SQLite only (FTS5 reads its index without the rows), `None`
+/// on PostgreSQL, where counting candidates means rechecking them on the heap.
+pub fn text_candidates_sample(kind: StoreKind, lowered: &str, cap: u64) -> Option<sea_query::SelectStatement> {
+    match kind {
+        StoreKind::Postgres => None,
+        StoreKind::Sqlite => Some(
+            sea_query::Query::select()
+                .expr(Expr::cust("count(*)"))
+                .from_subquery(fts_matches(lowered).limit(cap).to_owned(), sea_query::Alias::new("sample"))
+                .to_owned(),
+        ),
+    }
+}
+
+/// The rowids of `messages_fts` matching the one phrase `"lowered"`: inside double quotes every character is
+/// literal and a quote is written twice.
+fn fts_matches(lowered: &str) -> sea_query::SelectStatement {
+    let phrase = format!("\"{}\"", lowered.replace('"', "\"\""));
+    sea_query::Query::select()
+        .expr(Expr::cust("rowid"))
+        .from(sea_query::Alias::new("messages_fts"))
+        .and_where(Expr::cust_with_values("messages_fts MATCH ?", [phrase]))
+        .to_owned()
+}
+
 /// The width of a time bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bucket {
