@@ -95,6 +95,7 @@ pub async fn run(mut config: Config, args: SeedDemoArgs) -> anyhow::Result<()> {
         r = async {
             let conversations = load(&server.base, &server.key, &args).await?;
             let sessions = seed_sessions(&server.base, &args, Some(&server.state)).await?;
+            server.state.store().refresh_statistics().await?;
             Ok::<_, anyhow::Error>((conversations, sessions))
         } => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted; what was acknowledged is stored")),

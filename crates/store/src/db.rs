@@ -201,6 +201,17 @@ impl Store {
         }
     }
 
+    /// Refreshes the planner's statistics after a bulk load (`seed-demo`): PostgreSQL `ANALYZE` (autovacuum would
+    /// get there, but until it does, a table that grew from nothing is planned as empty-or-unknown and range
+    /// counts become sequential scans — 200 ms instead of 0.1 ms at 100,000 conversations); SQLite `PRAGMA
+    /// optimize`, which analyses the tables whose indexes would benefit.
+    pub async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        match self.kind() {
+            StoreKind::Postgres => self.raw("ANALYZE").await,
+            StoreKind::Sqlite => self.raw("PRAGMA optimize").await,
+        }
+    }
+
     /// Closes the pool: waits for checked-out connections to come back, then closes them.
     pub async fn close(&self) {
         for pool in [Some(&self.pool), self.sqlite_writer.as_ref()].into_iter().flatten() {
@@ -301,7 +312,7 @@ impl Store {
     /// Runs one statement of fixed SQL built in this module from checked names.
     async fn raw(&self, sql: &str) -> Result<(), StoreError> {
         let sql = AssertSqlSafe(sql.to_owned());
-        match &self.pool {
+        match self.writer() {
             Pool::Sqlite(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
             Pool::Postgres(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
         }
