@@ -463,15 +463,16 @@ async fn wal_checkpoints(store: Store, stop: CancellationToken) {
     }
 }
 
-/// Keeps the hourly analytics rollups current (see `Store::refresh_rollups`): at start-up, then every `every`.
-/// Every server runs this; PostgreSQL servers take turns through an advisory lock.
+/// Keeps the hourly analytics rollups current (see `Store::refresh_rollups`): at start-up, then every `every`, but
+/// never spending more than a tenth of the time refreshing (while a backlog of old conversations is analysed,
+/// most hours go stale and a refresh recomputes most of the table). Every server runs this; PostgreSQL servers
+/// take turns through an advisory lock.
 async fn refresh_rollups(store: Store, every: Duration, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut wait = Duration::ZERO;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
-            _ = tick.tick() => {}
+            () = tokio::time::sleep(wait) => {}
         }
         let started = std::time::Instant::now();
         match store.refresh_rollups(mentorfy_store::now()).await {
@@ -484,6 +485,7 @@ async fn refresh_rollups(store: Store, every: Duration, stop: CancellationToken)
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "analytics rollup refresh failed; will retry"),
         }
+        wait = every.max(started.elapsed() * 10);
     }
 }
 
