@@ -21,7 +21,8 @@ test('batches by size (flushAt) and sends the contract headers and body', async 
   await sleep(100);
   assert.equal(srv.ingest().length, 1, 'fewer than flushAt events wait for the timer');
   for (let i = 5; i < 7; i++) track1(i);
-  await waitFor(() => srv.ingest().length === 2, 3000, 'a second size-triggered batch');
+  // The pump sends what is left (the 7th event) right after: by the next poll there may be 3 requests already.
+  await waitFor(() => srv.ingest().length >= 2, 3000, 'a second size-triggered batch');
   await c.flush();
   assert.deepEqual(srv.ingest().map((r) => r.json.batch.length), [3, 3, 1], 'the 6th track() started a batch of 3');
   const r = srv.ingest()[0];
