@@ -10,6 +10,7 @@ use crate::conversations::{CONVERSATION_READ_COLUMNS, ConversationRow, Conversat
 use crate::db::{Store, StoreKind};
 use crate::dialect::{text_candidates, text_candidates_sample, ts};
 use crate::error::StoreError;
+use crate::text_signature::{self, query_mask};
 
 #[derive(sea_query::Iden, Clone, Copy)]
 enum PatternConversations {
@@ -109,6 +110,23 @@ fn key_value(kind: StoreKind, sort: ConversationSort, key: &SortKey) -> Expr {
     }
 }
 
+/// Rows up to and including `(key, id)` in `sort`'s order (the end of a window; the cursor's condition is the
+/// other side). The leading `key >= v` (`<=` ascending) bounds the index walk.
+fn up_to(kind: StoreKind, sort: ConversationSort, key: &SortKey, id: Uuid) -> Cond {
+    let k = sort_expr(sort);
+    let v = key_value(kind, sort, key);
+    let id_col = Expr::col((Conversations::Table, Conversations::Id));
+    if sort.descending() {
+        Cond::all()
+            .add(k.clone().gte(v.clone()))
+            .add(Cond::any().add(k.clone().gt(v.clone())).add(Cond::all().add(k.eq(v)).add(id_col.gte(id))))
+    } else {
+        Cond::all()
+            .add(k.clone().lte(v.clone()))
+            .add(Cond::any().add(k.clone().lt(v.clone())).add(Cond::all().add(k.eq(v)).add(id_col.lte(id))))
+    }
+}
+
 /// How a text search runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SearchPlan {
@@ -118,7 +136,16 @@ enum SearchPlan {
     /// Find the matching messages through the trigram index, then their conversations: cost grows with the number
     /// of matching messages, whatever the order and page.
     Index,
+    /// [`SearchPlan::Probe`], but only conversations whose text signature holds every trigram bit of the text
+    /// (or that have no signature yet) are probed: the others cannot match. Run over a window of the list
+    /// (up to [`Store::signature_window_end`]).
+    Signature,
 }
+
+/// How many conversations, in list order, the signature plan reads at most (bit tests on the conversation row,
+/// a message probe for the few that pass) before the list falls back to the other plans: a text this rare
+/// (fewer matches than a page in the window) is cheaper to find through the trigram index.
+const SIGNATURE_WINDOW: u64 = 2000;
 
 /// Below this many candidate messages the index plan is cheaper than the probe (measured at 100,000
 /// conversations, docs/PERFORMANCE.md "Text search at 100,000 conversations").
@@ -159,7 +186,7 @@ fn search_condition(kind: StoreKind, text: &str, plan: SearchPlan) -> Cond {
             matching.union(UnionType::All, by_external_id);
             Cond::all().add(Expr::col((Conversations::Table, Conversations::Id)).in_subquery(matching))
         }
-        SearchPlan::Probe => {
+        SearchPlan::Probe | SearchPlan::Signature => {
             let sub = Query::select()
                 .expr(Expr::val(1))
                 .from(Messages::Table)
@@ -169,14 +196,47 @@ fn search_condition(kind: StoreKind, text: &str, plan: SearchPlan) -> Cond {
                 )
                 .and_where(content_like)
                 .to_owned();
-            Cond::any().add(external_id).add(Expr::exists(sub))
+            let mut probe = Cond::all();
+            if plan == SearchPlan::Signature
+                && let Some(mask) = query_mask(&lowered)
+            {
+                let mut bits = Cond::all();
+                for (word, m) in mask {
+                    bits = bits.add(Expr::col((Conversations::Table, text_signature::column(word))).bit_and(m).eq(m));
+                }
+                let unknown = Expr::col((Conversations::Table, Alias::new("text_sig_ready"))).eq(false);
+                probe = probe.add(Cond::any().add(unknown).add(bits));
+            }
+            Cond::any().add(external_id).add(probe.add(Expr::exists(sub)))
         }
     }
 }
 
 impl Store {
     /// One page of conversations (see [`ConversationFilter`]); ask for `limit + 1` to learn whether more follow.
+    ///
+    /// A text search with a trigram mask ([`query_mask`]) first tries the signature plan over the first
+    /// [`SIGNATURE_WINDOW`] conversations in list order (the walk stops at the page's last match or at the
+    /// window's end): if that fills the page, it is the page (any later match sorts after every row of the
+    /// window), and so it is when the whole list fit in the window. Otherwise the search runs over the whole
+    /// list as before.
     pub async fn list_conversations(&self, f: &ConversationFilter) -> Result<Vec<ConversationRow>, StoreError> {
+        if f.limit > 0
+            && f.limit < SIGNATURE_WINDOW
+            && let Some(text) = search_text(f)
+            && query_mask(&text.to_lowercase()).is_some()
+        {
+            let end = self.signature_window_end(f).await?;
+            let mut q = self.conversation_query(f, SearchPlan::Signature);
+            if let Some(end) = &end {
+                q.cond_where(up_to(self.kind(), f.sort, &f.sort.key_of(end), end.id));
+            }
+            let rows = self.fetch_all::<ConversationRow>(&q).await?;
+            // A full page, or every conversation of the list was in the window: the page is complete.
+            if rows.len() as u64 >= f.limit || end.is_none() {
+                return Ok(rows);
+            }
+        }
         let plan = self.search_plan(f).await?;
         let stmt = self.conversation_query(f, plan);
         self.fetch_all::<ConversationRow>(&stmt).await
@@ -215,6 +275,15 @@ impl Store {
         } else {
             SearchPlan::Index
         })
+    }
+
+    /// The last conversation of the signature plan's window: the [`SIGNATURE_WINDOW`]-th of `f`'s list (filters,
+    /// cursor and order, no text), or `None` when the list is shorter. An `OFFSET` walk of the sort index.
+    async fn signature_window_end(&self, f: &ConversationFilter) -> Result<Option<ConversationRow>, StoreError> {
+        let mut q =
+            self.conversation_query(&ConversationFilter { search: None, limit: 1, ..f.clone() }, SearchPlan::Probe);
+        q.offset(SIGNATURE_WINDOW - 1);
+        self.fetch_optional::<ConversationRow>(&q).await
     }
 
     fn conversation_query(&self, f: &ConversationFilter, plan: SearchPlan) -> SelectStatement {

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::db::Store;
 use crate::dialect::{now, ts};
 use crate::error::StoreError;
+use crate::text_signature::{self, Signature};
 
 #[derive(Iden, Clone, Copy)]
 pub(crate) enum Conversations {
@@ -439,6 +440,7 @@ impl Store {
             return Ok(InsertOutcome::Duplicate);
         }
         tx.execute(&rollup).await?;
+        tx.execute(&text_signature::or_update(&[(m.conversation_id, Signature::of(m.content))])).await?;
         for job in jobs {
             self.enqueue_in(&mut tx, job).await?;
         }

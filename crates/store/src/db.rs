@@ -115,7 +115,12 @@ impl Store {
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
                 // Commits never stop to checkpoint; `Store::checkpoint` does it in the background instead.
-                .pragma("wal_autocheckpoint", "0");
+                .pragma("wal_autocheckpoint", "0")
+                // Reads map the file instead of copying each page through a read() call into a 2 MB page cache
+                // per connection: the list walks and rollup reads at 100,000 conversations spent most of their
+                // time in those calls (docs/PERFORMANCE.md, "Text signatures"). SQLite caps it at its build's
+                // maximum (2 GB); the rest of a larger file is read as before.
+                .pragma("mmap_size", "2147483648");
             let path = opts.get_filename();
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)

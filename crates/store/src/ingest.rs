@@ -13,6 +13,7 @@ use crate::db::{Store, Tx};
 use crate::dialect::{json_merge, now, ts};
 use crate::error::StoreError;
 use crate::jobs::NewJob;
+use crate::text_signature::{self, Signature};
 
 #[derive(sea_query::Iden, Clone, Copy)]
 enum IngestEvents {
@@ -208,12 +209,14 @@ impl Store {
         // 4. Outcomes per write (a message stored now counts for the first write that carried it), then one
         //    rollup per conversation that gained messages, the jobs, and the event → conversation links.
         let mut gained: HashMap<Uuid, (i64, OffsetDateTime, OffsetDateTime)> = HashMap::new();
+        let mut signatures: HashMap<Uuid, Signature> = HashMap::new();
         for &i in &proceed {
             let conversation_id = conversation_of[i].unwrap_or_default();
             let mut inserted = 0u64;
             for m in &writes[i].messages {
                 if let Some(at) = stored.remove(&(conversation_id, m.external_id.clone())) {
                     inserted += 1;
+                    signatures.entry(conversation_id).or_default().add(&m.content);
                     let e = gained.entry(conversation_id).or_insert((0, at, at));
                     e.0 += 1;
                     e.1 = Ord::min(e.1, at);
@@ -228,6 +231,11 @@ impl Store {
         gained.sort_by_key(|g| g.0);
         for chunk in gained.chunks(rows_per_statement(kind)) {
             tx.execute(&rollup_update_many(kind, chunk)).await?;
+        }
+        let mut signatures: Vec<(Uuid, Signature)> = signatures.into_iter().collect();
+        signatures.sort_by_key(|s| s.0);
+        for chunk in signatures.chunks(rows_per_statement(kind)) {
+            tx.execute(&text_signature::or_update(chunk)).await?;
         }
         let jobs: Vec<NewJob> = gained.iter().map(|g| job(g.0)).collect();
         self.enqueue_many_in(&mut tx, &jobs).await?;

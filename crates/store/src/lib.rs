@@ -23,6 +23,7 @@ mod rollups;
 mod saved_views;
 mod session_report;
 mod sessions;
+mod text_signature;
 mod trends;
 
 pub use admin::*;

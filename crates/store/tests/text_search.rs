@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use mentorfy_store::{ConversationFilter, NewConversation, NewMessage, Store};
+use mentorfy_store::{ConversationFilter, IngestWrite, IngestedMessage, NewConversation, NewJob, NewMessage, Store};
 use mentorfy_test_support::{Backend, TestDb, both_backends};
 use serde_json::json;
 use sqlx::migrate::Migrator;
@@ -20,10 +20,15 @@ both_backends!(
     index_follows_inserts_edits_and_deletes,
     search_keeps_the_like_semantics,
     search_pages_and_combines_with_other_filters,
+    signature_pages_equal_the_scan,
+    signatures_are_rebuilt_for_conversations_from_before_them,
+    matches_beyond_the_signature_window_are_found,
 );
 
 /// The last migration before the text search indexes.
 const BEFORE_TEXT_SEARCH: i64 = 20261129000011;
+/// The last migration before conversations' text signatures.
+const BEFORE_TEXT_SIGNATURES: i64 = 20261129000014;
 
 /// Raw statements the store has no API for (messages are never edited or deleted one by one today), to prove the
 /// index follows them anyway.
@@ -79,6 +84,74 @@ impl Raw {
             }
         };
         assert_eq!(affected, 1, "{sql}");
+    }
+
+    /// A conversation and its messages written as a build from before a migration would (the store's own
+    /// writes need today's schema): one message per text, a minute apart from `at`.
+    async fn old_conversation(&self, external_id: &str, at: OffsetDateTime, texts: &[&str]) {
+        let id = Uuid::now_v7();
+        let last = at + Duration::minutes(texts.len() as i64 - 1);
+        let n = texts.len() as i64;
+        match self {
+            Self::Sqlite(p) => {
+                let f = time::macros::format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+                );
+                let ts = |t: OffsetDateTime| t.to_offset(time::UtcOffset::UTC).format(&f).expect("format");
+                sqlx::query(
+                    "INSERT INTO conversations (id, source, external_id, message_count, started_at, last_message_at, \
+                     first_message_at, created_at, updated_at) VALUES (?1, 'api', ?2, ?3, ?4, ?5, ?4, ?4, ?5)",
+                )
+                .bind(id)
+                .bind(external_id)
+                .bind(n)
+                .bind(ts(at))
+                .bind(ts(last))
+                .execute(p)
+                .await
+                .expect("insert conversation");
+                for (i, text) in texts.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO messages (id, conversation_id, role, content, created_at) \
+                         VALUES (?1, ?2, 'user', ?3, ?4)",
+                    )
+                    .bind(Uuid::now_v7())
+                    .bind(id)
+                    .bind(*text)
+                    .bind(ts(at + Duration::minutes(i as i64)))
+                    .execute(p)
+                    .await
+                    .expect("insert message");
+                }
+            }
+            Self::Postgres(p) => {
+                sqlx::query(
+                    "INSERT INTO conversations (id, source, external_id, message_count, started_at, last_message_at, \
+                     first_message_at, created_at, updated_at) VALUES ($1, 'api', $2, $3, $4, $5, $4, $4, $5)",
+                )
+                .bind(id)
+                .bind(external_id)
+                .bind(n)
+                .bind(at)
+                .bind(last)
+                .execute(p)
+                .await
+                .expect("insert conversation");
+                for (i, text) in texts.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO messages (id, conversation_id, role, content, created_at) \
+                         VALUES ($1, $2, 'user', $3, $4)",
+                    )
+                    .bind(Uuid::now_v7())
+                    .bind(id)
+                    .bind(*text)
+                    .bind(at + Duration::minutes(i as i64))
+                    .execute(p)
+                    .await
+                    .expect("insert message");
+                }
+            }
+        }
     }
 
     async fn set_content(&self, message: Uuid, content: &str) {
@@ -150,11 +223,11 @@ async fn search(store: &Store, q: &str) -> Vec<String> {
 async fn messages_from_before_the_migration_are_found(db: TestDb) {
     let raw = Raw::connect(&db).await;
     raw.migrate_to(BEFORE_TEXT_SEARCH).await;
+    let t0 = OffsetDateTime::now_utc() - Duration::hours(2);
+    raw.old_conversation("old-1", t0, &["Can I get a REFUND for this month?", "Refunds are prorated."]).await;
+    raw.old_conversation("old-2", t0 + Duration::minutes(10), &["export my data please"]).await;
     raw.close().await;
     let store = Store::connect(&db.url, 4).await.expect("connect");
-    let t0 = OffsetDateTime::now_utc() - Duration::hours(2);
-    conversation(&store, "old-1", t0, &["Can I get a REFUND for this month?", "Refunds are prorated."]).await;
-    conversation(&store, "old-2", t0 + Duration::minutes(10), &["export my data please"]).await;
     let applied = store.migrate().await.expect("migrate");
     assert!(applied.iter().any(|d| d.contains("text search")), "000012 applied now: {applied:?}");
 
@@ -276,4 +349,163 @@ async fn search_pages_and_combines_with_other_filters(db: TestDb) {
     assert_eq!(got, ["c-27", "c-24", "c-21", "c-18"]);
     let n = store.count_conversations(&ConversationFilter { from: Some(from), ..filter("refund") }).await.unwrap();
     assert_eq!(n, 4);
+}
+
+/// Every conversation matching `q` (filter `f`'s other fields), read in pages of `page` through the cursor.
+async fn all_pages(store: &Store, q: &str, page: u64) -> Vec<String> {
+    let mut f = ConversationFilter { limit: page, ..filter(q) };
+    let mut seen = Vec::new();
+    loop {
+        let rows = store.list_conversations(&f).await.expect("list");
+        let Some(last) = rows.last() else { break };
+        f.after = Some((f.sort.key_of(last), last.id));
+        let n = rows.len() as u64;
+        seen.extend(rows.into_iter().map(|r| r.external_id));
+        if n < page {
+            break;
+        }
+    }
+    seen
+}
+
+/// Small pages fill from the window of the list (the signature plan): page by page they must list exactly what
+/// `lower(content) LIKE '%q%'` finds, newest first, whatever collides in the signatures, a message edited away
+/// from the text, or a character whose lower case is ASCII on one backend only.
+async fn signature_pages_equal_the_scan(db: TestDb) {
+    let store = db.store().await;
+    let raw = Raw::connect(&db).await;
+    let t0 = OffsetDateTime::now_utc() - Duration::days(2);
+    let texts = [
+        "Can I get a refund for March?",
+        "how do I export my data",
+        "the REFUND never arrived",
+        "fund the project, then re-fund",
+        "refunding is slow",
+        "undo the last change",
+        "Qual é o preço do reembolso?",
+        "300 \u{212A} is hot",
+        "where is my invoice",
+        "refund",
+        "about 300 k, ok?",
+    ];
+    let mut conversations = Vec::new();
+    for i in 0..40usize {
+        let text = texts[i % texts.len()];
+        let other = if i % 4 == 0 { "thanks, that helps" } else { "hello there" };
+        let (id, msgs) =
+            conversation(&store, &format!("c-{i:02}"), t0 + Duration::minutes(i as i64 * 7), &[other, text]).await;
+        conversations.push((format!("c-{i:02}"), id, msgs));
+    }
+    // c-20's refund message is edited away: its signature still has the bits, the LIKE must say no.
+    raw.set_content(conversations[20].2[1], "never mind").await;
+    let content_of = |i: usize| -> Vec<String> {
+        let edited = if i == 20 { "never mind" } else { texts[i % texts.len()] };
+        let other = if i % 4 == 0 { "thanks, that helps" } else { "hello there" };
+        vec![other.to_lowercase(), edited.to_lowercase()]
+    };
+    for q in ["refund", "REFUND", "fund", "und", "re-fund", "hello there", "0 k", "preço", "invoice", "nothing here"] {
+        let lowered = q.to_lowercase();
+        let expected: Vec<String> = (0..40)
+            .rev()
+            .filter(|i| content_of(*i).iter().any(|c| c.contains(&lowered)))
+            .map(|i| format!("c-{i:02}"))
+            .collect();
+        // U+212A lowers to "k" on PostgreSQL only: SQLite's lower() and LIKE leave it alone.
+        let expected: Vec<String> = if q == "0 k" && db.backend == Backend::Sqlite {
+            let kelvin: Vec<String> = (0..40).filter(|i| i % texts.len() == 7).map(|i| format!("c-{i:02}")).collect();
+            expected.into_iter().filter(|e| !kelvin.contains(e)).collect()
+        } else {
+            expected
+        };
+        for page in [1, 2, 5] {
+            assert_eq!(all_pages(&store, q, page).await, expected, "q = {q:?}, pages of {page}");
+        }
+    }
+}
+
+/// Conversations stored before migration 000015 have no signature: they are searched as candidates (results
+/// unchanged), and `rebuild_text_signatures` computes theirs, batch by batch, until none is left.
+async fn signatures_are_rebuilt_for_conversations_from_before_them(db: TestDb) {
+    let raw = Raw::connect(&db).await;
+    raw.migrate_to(BEFORE_TEXT_SIGNATURES).await;
+    let t0 = OffsetDateTime::now_utc() - Duration::hours(5);
+    for i in 0..12 {
+        let text = if i % 2 == 0 { "I want a refund" } else { "reset my password" };
+        raw.old_conversation(&format!("old-{i:02}"), t0 + Duration::minutes(i * 5), &["hello", text]).await;
+    }
+    raw.close().await;
+    let store = Store::connect(&db.url, 4).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let expected: Vec<String> = (0..12).rev().filter(|i| i % 2 == 0).map(|i| format!("old-{i:02}")).collect();
+    assert_eq!(all_pages(&store, "refund", 2).await, expected, "no signature yet: every one is a candidate");
+
+    assert_eq!(store.rebuild_text_signatures(5).await.expect("rebuild"), 5);
+    assert_eq!(all_pages(&store, "refund", 2).await, expected, "half rebuilt");
+    assert_eq!(store.rebuild_text_signatures(100).await.expect("rebuild"), 7);
+    assert_eq!(store.rebuild_text_signatures(100).await.expect("rebuild"), 0, "nothing left");
+    assert_eq!(all_pages(&store, "refund", 2).await, expected);
+    assert_eq!(all_pages(&store, "password", 3).await.len(), 6);
+    // A conversation added after the migration has its signature from its first message.
+    conversation(&store, "new", t0 + Duration::hours(1), &["refund please"]).await;
+    assert_eq!(store.rebuild_text_signatures(100).await.expect("rebuild"), 0);
+    assert_eq!(all_pages(&store, "refund", 2).await.first().map(String::as_str), Some("new"));
+}
+
+/// The signature plan reads the first 2,000 conversations of the list; a page it cannot fill there comes from the
+/// whole list. 2,300 conversations (batch-ingested, one message each): "refund" in 3 inside the window and 4
+/// beyond it, "invoice" in 60 spread over both. Every page, at every size, equals the scan's answer.
+async fn matches_beyond_the_signature_window_are_found(db: TestDb) {
+    let store = db.store().await;
+    let t0 = OffsetDateTime::now_utc() - Duration::days(10);
+    let total = 2300usize;
+    let text = |i: usize| -> String {
+        // i = 0 is the oldest; the window is the newest 2,000 (i >= 300).
+        let refund = [5, 17, 120, 299, 1500, 2100, 2299].contains(&i);
+        let invoice = i % 38 == 0;
+        match (refund, invoice) {
+            (true, _) => format!("conversation {i}: I want a REFUND"),
+            (false, true) => format!("conversation {i}: where is my invoice"),
+            _ => format!("conversation {i}: how do I export"),
+        }
+    };
+    let writes: Vec<IngestWrite> = (0..total)
+        .map(|i| IngestWrite {
+            event_id: None,
+            api_key_id: None,
+            source: "api".into(),
+            environment: "production".into(),
+            external_id: format!("w-{i:04}"),
+            user_id: None,
+            agent_id: None,
+            metadata: json!({}),
+            messages: vec![IngestedMessage {
+                external_id: "m1".into(),
+                role: "user".into(),
+                content: text(i),
+                status: "complete".into(),
+                finish_reason: None,
+                input_tokens: None,
+                output_tokens: None,
+                latency_ms: None,
+                ttft_ms: None,
+                metadata: json!({}),
+                created_at: t0 + Duration::minutes(i as i64),
+            }],
+        })
+        .collect();
+    let job = |_id: Uuid| NewJob::new("test", "noop", json!({}));
+    for chunk in writes.chunks(500) {
+        store.ingest(chunk, &job).await.expect("ingest");
+    }
+    for q in ["refund", "invoice", "conversation 2", "nothing at all"] {
+        let lowered = q.to_lowercase();
+        let expected: Vec<String> = (0..total)
+            .rev()
+            .filter(|i| text(*i).to_lowercase().contains(&lowered))
+            .map(|i| format!("w-{i:04}"))
+            .collect();
+        for page in [2, 5, 50] {
+            assert_eq!(all_pages(&store, q, page).await, expected, "q = {q:?}, pages of {page}");
+        }
+    }
 }

@@ -398,6 +398,7 @@ pub async fn serve(
     let checkpoints = tokio::spawn(wal_checkpoints(store.clone(), stop.clone()));
     let rollups =
         config.sensei.rollup_refresh.map(|every| tokio::spawn(refresh_rollups(store.clone(), every, stop.clone())));
+    let signatures = tokio::spawn(rebuild_text_signatures(store.clone(), stop.clone()));
 
     let graceful = stop.clone();
     // Streamed answers are many small writes; with Nagle's algorithm on, each write after the first waits for the
@@ -429,6 +430,7 @@ pub async fn serve(
         workers.shutdown().await;
     }
     let _ = checkpoints.await;
+    let _ = signatures.await;
     if let Some(rollups) = rollups {
         let _ = rollups.await;
     }
@@ -486,6 +488,39 @@ async fn refresh_rollups(store: Store, every: Duration, stop: CancellationToken)
             Err(e) => tracing::warn!(error = %e, "analytics rollup refresh failed; will retry"),
         }
         wait = every.max(started.elapsed() * 10);
+    }
+}
+
+/// Computes the text signatures of conversations stored before they existed (migration 20261129000015), a batch
+/// at a time, resting as long as each batch took (half the server's time at most), then looks again every minute
+/// (an edited message sends its conversation back): the conversation list's text search treats those
+/// conversations as candidates meanwhile, so results never change, only get faster. New conversations get
+/// theirs as their messages are stored.
+async fn rebuild_text_signatures(store: Store, stop: CancellationToken) {
+    let mut total = 0u64;
+    loop {
+        let started = std::time::Instant::now();
+        let rest = match store.rebuild_text_signatures(200).await {
+            Ok(0) => {
+                if total > 0 {
+                    tracing::info!(conversations = total, "text signatures rebuilt");
+                    total = 0;
+                }
+                Duration::from_secs(60)
+            }
+            Ok(n) => {
+                total += n;
+                started.elapsed().max(Duration::from_millis(10))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "text signature rebuild failed; will retry in 30 s");
+                Duration::from_secs(30)
+            }
+        };
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(rest) => {}
+        }
     }
 }
 
