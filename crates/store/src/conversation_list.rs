@@ -110,6 +110,10 @@ fn key_value(kind: StoreKind, sort: ConversationSort, key: &SortKey) -> Expr {
     }
 }
 
+/// Below this many candidate messages in SQLite's trigram index, a search goes straight to the index plan (a text
+/// that rare would walk the whole signature window to find fewer matches than a page).
+pub(crate) const FEW_CANDIDATES: u64 = 500;
+
 /// Rows up to and including `(key, id)` in `sort`'s order (the end of a window; the cursor's condition is the
 /// other side). The leading `key >= v` (`<=` ascending) bounds the index walk.
 fn up_to(kind: StoreKind, sort: ConversationSort, key: &SortKey, id: Uuid) -> Cond {
@@ -225,13 +229,10 @@ impl Store {
             && f.limit < SIGNATURE_WINDOW
             && let Some(text) = search_text(f)
             && query_mask(&text.to_lowercase()).is_some()
+            && !self.few_index_candidates(text).await?
         {
             let end = self.signature_window_end(f).await?;
-            let mut q = self.conversation_query(f, SearchPlan::Signature);
-            if let Some(end) = &end {
-                q.cond_where(up_to(self.kind(), f.sort, &f.sort.key_of(end), end.id));
-            }
-            let rows = self.fetch_all::<ConversationRow>(&q).await?;
+            let rows = self.fetch_all::<ConversationRow>(&self.signature_window_query(f, end.as_ref())).await?;
             // A full page, or every conversation of the list was in the window: the page is complete.
             if rows.len() as u64 >= f.limit || end.is_none() {
                 return Ok(rows);
@@ -277,6 +278,18 @@ impl Store {
         })
     }
 
+    /// Whether the trigram index holds fewer than [`FEW_CANDIDATES`] candidate messages for `text` (SQLite, where
+    /// the index counts them without reading the rows): the index plan then reads less than any walk. `false`
+    /// on PostgreSQL, where counting means rechecking the rows.
+    async fn few_index_candidates(&self, text: &str) -> Result<bool, StoreError> {
+        let cap = self.index_first_below;
+        let Some(sample) = text_candidates_sample(self.kind(), &text.to_lowercase(), cap).filter(|_| cap > 0) else {
+            return Ok(false);
+        };
+        let (n,) = self.fetch_optional::<(i64,)>(&sample).await?.unwrap_or((0,));
+        Ok(u64::try_from(n).unwrap_or(0) < cap)
+    }
+
     /// The last conversation of the signature plan's window: the [`SIGNATURE_WINDOW`]-th of `f`'s list (filters,
     /// cursor and order, no text), or `None` when the list is shorter. An `OFFSET` walk of the sort index.
     async fn signature_window_end(&self, f: &ConversationFilter) -> Result<Option<ConversationRow>, StoreError> {
@@ -284,6 +297,40 @@ impl Store {
             self.conversation_query(&ConversationFilter { search: None, limit: 1, ..f.clone() }, SearchPlan::Probe);
         q.offset(SIGNATURE_WINDOW - 1);
         self.fetch_optional::<ConversationRow>(&q).await
+    }
+
+    /// `f`'s page among the first [`SIGNATURE_WINDOW`] conversations of its list through
+    /// [`SearchPlan::Signature`], in the shape each planner walks in order and stops at the page's last match:
+    /// - SQLite: the list's own query, bounded by the window's last row `end` (`up_to`);
+    /// - PostgreSQL: `SELECT … FROM (the list's first 2,000, no text) AS conversations WHERE <search> ORDER BY
+    ///   … LIMIT …`. Given the bound instead, PostgreSQL expects almost no row to pass the signature test, so it
+    ///   reads the whole window through a bitmap and sorts it, probing every candidate (16 ms for a common word
+    ///   at 100,000 conversations); the subquery's order carries through, and it reads 57 rows (0.5 ms).
+    fn signature_window_query(&self, f: &ConversationFilter, end: Option<&ConversationRow>) -> SelectStatement {
+        let kind = self.kind();
+        if kind == StoreKind::Sqlite {
+            let mut q = self.conversation_query(f, SearchPlan::Signature);
+            if let Some(end) = end {
+                q.cond_where(up_to(kind, f.sort, &f.sort.key_of(end), end.id));
+            }
+            return q;
+        }
+        let window_filter = ConversationFilter { search: None, limit: SIGNATURE_WINDOW, ..f.clone() };
+        let mut window = self.conversation_query(&window_filter, SearchPlan::Probe);
+        for word in 0..text_signature::WORDS {
+            window.column((Conversations::Table, text_signature::column(word)));
+        }
+        window.column((Conversations::Table, Alias::new("text_sig_ready")));
+        let mut q = Query::select();
+        q.columns(CONVERSATION_READ_COLUMNS.map(|c| (Conversations::Table, c)))
+            .from_subquery(window, Conversations::Table);
+        if let Some(text) = search_text(f) {
+            q.cond_where(search_condition(kind, text, SearchPlan::Signature));
+        }
+        let order = if f.sort.descending() { Order::Desc } else { Order::Asc };
+        q.order_by_expr(sort_expr(f.sort), order.clone()).order_by((Conversations::Table, Conversations::Id), order);
+        q.limit(f.limit);
+        q
     }
 
     fn conversation_query(&self, f: &ConversationFilter, plan: SearchPlan) -> SelectStatement {

@@ -35,6 +35,9 @@ pub struct Store {
     /// sleeps for milliseconds), and that connection's page cache stays warm. `busy_timeout` still arbitrates
     /// between processes. `None` on PostgreSQL, where every pooled connection writes.
     sqlite_writer: Option<Pool>,
+    /// Below this many trigram-index candidates (SQLite) a text search skips the signature window
+    /// (`conversation_list.rs`); tests set 0 to exercise the window on small data.
+    pub(crate) index_first_below: u64,
 }
 
 /// An open transaction on either backend.
@@ -137,12 +140,26 @@ impl Store {
             // The writer first: it creates the file and switches it to WAL before readers open it.
             let writer = open(1, opts.clone()).await?;
             let readers = open(max_connections, opts).await?;
-            return Ok(Self { pool: Pool::Sqlite(readers), sqlite_writer: Some(Pool::Sqlite(writer)) });
+            return Ok(Self {
+                pool: Pool::Sqlite(readers),
+                sqlite_writer: Some(Pool::Sqlite(writer)),
+                index_first_below: crate::conversation_list::FEW_CANDIDATES,
+            });
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::Config(format!("DATABASE_URL: {e}")))?;
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(5))
+                // No JIT: every statement here is meant to take milliseconds, but a walk with an EXISTS probe (the
+                // conversation list's text search) is costed past `jit_above_cost`, and compiling it took 15-20 ms
+                // of a 25 ms request (docs/PERFORMANCE.md, "Text signatures"). A session setting, not a startup
+                // option, so poolers that refuse startup parameters (PgBouncer, Supavisor) still connect.
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        sqlx::Executor::execute(conn, "SET jit = off").await?;
+                        Ok(())
+                    })
+                })
                 .connect_with(opts)
                 .await
                 .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
@@ -150,7 +167,16 @@ impl Store {
         } else {
             return Err(StoreError::Config("DATABASE_URL: use sqlite://PATH or postgres://…".into()));
         };
-        Ok(Self { pool, sqlite_writer: None })
+        Ok(Self { pool, sqlite_writer: None, index_first_below: crate::conversation_list::FEW_CANDIDATES })
+    }
+
+    /// This store with text searches never taking the trigram index first for having few candidates (SQLite),
+    /// so the signature window runs on any data: for tests of the window on small data sets.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn with_signature_window_always(mut self) -> Self {
+        self.index_first_below = 0;
+        self
     }
 
     pub fn kind(&self) -> StoreKind {

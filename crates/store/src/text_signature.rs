@@ -95,67 +95,6 @@ pub(crate) fn query_mask(lowered: &str) -> Option<Vec<(usize, i64)>> {
     Some(sig.0.iter().enumerate().filter(|(_, m)| **m != 0).map(|(w, m)| (w, *m)).collect())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn contains(haystack: &str, needle: &str) -> bool {
-        let mask = query_mask(&needle.to_lowercase()).expect("an ASCII needle of 3+ characters");
-        Signature::of(haystack).covers(&mask)
-    }
-
-    #[test]
-    fn every_substring_of_a_text_is_covered_by_its_signature() {
-        let text = "I asked for a REFUND twice, and the agent said: 50% off_next (time)!";
-        let lowered = text.to_lowercase();
-        for start in 0..lowered.len() {
-            for end in start + 3..=lowered.len() {
-                assert!(contains(text, &lowered[start..end]), "{:?}", &lowered[start..end]);
-            }
-        }
-    }
-
-    #[test]
-    fn a_text_missing_a_trigram_is_ruled_out_mostly() {
-        // Not a guarantee (collisions), but a signature that claimed everything would be useless: of 200 words
-        // absent from a short text, almost all must be ruled out.
-        let sig = Signature::of("how do I reset my password on the mobile app?");
-        let ruled_out =
-            (0..200).filter(|i| !sig.covers(&query_mask(&format!("zq{i}x-invoice")).expect("mask"))).count();
-        assert!(ruled_out >= 190, "only {ruled_out} of 200 ruled out");
-    }
-
-    #[test]
-    fn non_ascii_breaks_runs_and_the_two_ascii_lowering_characters_saturate() {
-        // "café au lait": "caf" and " au" are there; "fé " is not an ASCII trigram and nothing spans the é.
-        assert!(contains("café au lait", "caf"));
-        assert!(contains("café au lait", " au lait"));
-        assert!(!contains("café au lait", "cafe"));
-        // KELVIN SIGN lowers to ASCII 'k' on PostgreSQL: the message claims every trigram.
-        assert_eq!(Signature::of("300 \u{212A}"), Signature::FULL);
-        assert_eq!(Signature::of("\u{130}stanbul"), Signature::FULL);
-        assert!(contains("300 \u{212A}", "0 k"));
-    }
-
-    #[test]
-    fn masks_exist_only_for_ascii_texts_of_three_or_more_characters() {
-        assert!(query_mask("re").is_none());
-        assert!(query_mask("café").is_none());
-        let mask = query_mask("refund").expect("mask");
-        assert!(!mask.is_empty() && mask.len() <= 4, "{mask:?}");
-        assert!(mask.iter().all(|&(w, m)| w < WORDS && m != 0));
-    }
-
-    #[test]
-    fn adding_messages_keeps_what_each_had() {
-        let mut sig = Signature::of("refund please");
-        sig.add("cancel my order");
-        assert!(sig.covers(&query_mask("refund").expect("mask")));
-        assert!(sig.covers(&query_mask("cancel").expect("mask")));
-        assert!(!sig.covers(&query_mask("refund please cancel").expect("mask")) || sig == Signature::FULL);
-    }
-}
-
 /// `UPDATE conversations SET text_sig_i = text_sig_i | v.i … FROM (VALUES (id, w0 … w15), …) AS v WHERE id = v.id`:
 /// ORs each conversation's new bits in, in one statement. `sigs` must not be empty.
 pub(crate) fn or_update(sigs: &[(uuid::Uuid, Signature)]) -> sea_query::UpdateStatement {
@@ -236,5 +175,66 @@ impl crate::Store {
         tx.execute(&mark).await?;
         tx.commit().await?;
         Ok(ids.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contains(haystack: &str, needle: &str) -> bool {
+        let mask = query_mask(&needle.to_lowercase()).expect("an ASCII needle of 3+ characters");
+        Signature::of(haystack).covers(&mask)
+    }
+
+    #[test]
+    fn every_substring_of_a_text_is_covered_by_its_signature() {
+        let text = "I asked for a REFUND twice, and the agent said: 50% off_next (time)!";
+        let lowered = text.to_lowercase();
+        for start in 0..lowered.len() {
+            for end in start + 3..=lowered.len() {
+                assert!(contains(text, &lowered[start..end]), "{:?}", &lowered[start..end]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_text_missing_a_trigram_is_ruled_out_mostly() {
+        // Not a guarantee (collisions), but a signature that claimed everything would be useless: of 200 words
+        // absent from a short text, almost all must be ruled out.
+        let sig = Signature::of("how do I reset my password on the mobile app?");
+        let ruled_out =
+            (0..200).filter(|i| !sig.covers(&query_mask(&format!("zq{i}x-invoice")).expect("mask"))).count();
+        assert!(ruled_out >= 190, "only {ruled_out} of 200 ruled out");
+    }
+
+    #[test]
+    fn non_ascii_breaks_runs_and_the_two_ascii_lowering_characters_saturate() {
+        // "café au lait": "caf" and " au" are there; "fé " is not an ASCII trigram and nothing spans the é.
+        assert!(contains("café au lait", "caf"));
+        assert!(contains("café au lait", " au lait"));
+        assert!(!contains("café au lait", "cafe"));
+        // KELVIN SIGN lowers to ASCII 'k' on PostgreSQL: the message claims every trigram.
+        assert_eq!(Signature::of("300 \u{212A}"), Signature::FULL);
+        assert_eq!(Signature::of("\u{130}stanbul"), Signature::FULL);
+        assert!(contains("300 \u{212A}", "0 k"));
+    }
+
+    #[test]
+    fn masks_exist_only_for_ascii_texts_of_three_or_more_characters() {
+        assert!(query_mask("re").is_none());
+        assert!(query_mask("café").is_none());
+        let mask = query_mask("refund").expect("mask");
+        assert!(!mask.is_empty() && mask.len() <= 4, "{mask:?}");
+        assert!(mask.iter().all(|&(w, m)| w < WORDS && m != 0));
+    }
+
+    #[test]
+    fn adding_messages_keeps_what_each_had() {
+        let mut sig = Signature::of("refund please");
+        sig.add("cancel my order");
+        assert!(sig.covers(&query_mask("refund").expect("mask")));
+        assert!(sig.covers(&query_mask("cancel").expect("mask")));
+        assert!(!sig.covers(&query_mask("refund please cancel").expect("mask")) || sig == Signature::FULL);
     }
 }

@@ -372,7 +372,9 @@ async fn all_pages(store: &Store, q: &str, page: u64) -> Vec<String> {
 /// `lower(content) LIKE '%q%'` finds, newest first, whatever collides in the signatures, a message edited away
 /// from the text, or a character whose lower case is ASCII on one backend only.
 async fn signature_pages_equal_the_scan(db: TestDb) {
-    let store = db.store().await;
+    let default = db.store().await;
+    // SQLite would take the trigram index for texts this rare: force the window too, and compare both.
+    let store = default.clone().with_signature_window_always();
     let raw = Raw::connect(&db).await;
     let t0 = OffsetDateTime::now_utc() - Duration::days(2);
     let texts = [
@@ -391,7 +393,7 @@ async fn signature_pages_equal_the_scan(db: TestDb) {
     let mut conversations = Vec::new();
     for i in 0..40usize {
         let text = texts[i % texts.len()];
-        let other = if i % 4 == 0 { "thanks, that helps" } else { "hello there" };
+        let other = if i.is_multiple_of(4) { "thanks, that helps" } else { "hello there" };
         let (id, msgs) =
             conversation(&store, &format!("c-{i:02}"), t0 + Duration::minutes(i as i64 * 7), &[other, text]).await;
         conversations.push((format!("c-{i:02}"), id, msgs));
@@ -400,7 +402,7 @@ async fn signature_pages_equal_the_scan(db: TestDb) {
     raw.set_content(conversations[20].2[1], "never mind").await;
     let content_of = |i: usize| -> Vec<String> {
         let edited = if i == 20 { "never mind" } else { texts[i % texts.len()] };
-        let other = if i % 4 == 0 { "thanks, that helps" } else { "hello there" };
+        let other = if i.is_multiple_of(4) { "thanks, that helps" } else { "hello there" };
         vec![other.to_lowercase(), edited.to_lowercase()]
     };
     for q in ["refund", "REFUND", "fund", "und", "re-fund", "hello there", "0 k", "preço", "invoice", "nothing here"] {
@@ -419,6 +421,7 @@ async fn signature_pages_equal_the_scan(db: TestDb) {
         };
         for page in [1, 2, 5] {
             assert_eq!(all_pages(&store, q, page).await, expected, "q = {q:?}, pages of {page}");
+            assert_eq!(all_pages(&default, q, page).await, expected, "q = {q:?}, pages of {page}, default plan");
         }
     }
 }
@@ -436,6 +439,7 @@ async fn signatures_are_rebuilt_for_conversations_from_before_them(db: TestDb) {
     raw.close().await;
     let store = Store::connect(&db.url, 4).await.expect("connect");
     store.migrate().await.expect("migrate");
+    let store = store.with_signature_window_always();
     let expected: Vec<String> = (0..12).rev().filter(|i| i % 2 == 0).map(|i| format!("old-{i:02}")).collect();
     assert_eq!(all_pages(&store, "refund", 2).await, expected, "no signature yet: every one is a candidate");
 
@@ -455,13 +459,13 @@ async fn signatures_are_rebuilt_for_conversations_from_before_them(db: TestDb) {
 /// whole list. 2,300 conversations (batch-ingested, one message each): "refund" in 3 inside the window and 4
 /// beyond it, "invoice" in 60 spread over both. Every page, at every size, equals the scan's answer.
 async fn matches_beyond_the_signature_window_are_found(db: TestDb) {
-    let store = db.store().await;
+    let store = db.store().await.with_signature_window_always();
     let t0 = OffsetDateTime::now_utc() - Duration::days(10);
     let total = 2300usize;
     let text = |i: usize| -> String {
         // i = 0 is the oldest; the window is the newest 2,000 (i >= 300).
         let refund = [5, 17, 120, 299, 1500, 2100, 2299].contains(&i);
-        let invoice = i % 38 == 0;
+        let invoice = i.is_multiple_of(38);
         match (refund, invoice) {
             (true, _) => format!("conversation {i}: I want a REFUND"),
             (false, true) => format!("conversation {i}: where is my invoice"),
